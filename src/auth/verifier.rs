@@ -1,0 +1,130 @@
+//! Verifying access keys, with a short-lived, bounded cache so that a request
+//! costs no database round trip (and never a write) in the common case.
+
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+
+use super::token::{Credentials, hash_access_key};
+use crate::store::{Store, StoreError, TenantScope};
+
+/// How often `last_used_at` is written for a key, at most.
+const TOUCH_INTERVAL: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+/// Cached verifications kept at most; past it the cache is emptied.
+const MAX_CACHED: usize = 10_000;
+
+/// A verified key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub key_id: String,
+    pub project_id: String,
+    pub scope: TenantScope,
+    pub role: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Deliberately one variant for every way a credential can be wrong.
+    #[error("authentication failed")]
+    Unauthenticated,
+    #[error("the access key's role does not allow this operation")]
+    Forbidden,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct Cached {
+    principal: Principal,
+    expires_at: Option<DateTime<Utc>>,
+    verified_at: Instant,
+}
+
+pub struct KeyVerifier {
+    store: Store,
+    ttl: Duration,
+    cache: Mutex<HashMap<(String, [u8; 32]), Cached>>,
+}
+
+impl KeyVerifier {
+    /// `ttl` bounds how long a revoked key keeps working in this process.
+    pub fn new(store: Store, ttl: Duration) -> Self {
+        KeyVerifier {
+            store,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub async fn verify(&self, creds: &Credentials) -> Result<Principal, AuthError> {
+        let hash = hash_access_key(&creds.access_key);
+        let cache_key = (creds.project_id.clone(), hash);
+        let now = Utc::now();
+        if let Some(p) = self.cached(&cache_key, now) {
+            return Ok(p);
+        }
+
+        let candidates = self.store.find_keys(&creds.project_id, &hash[..8]).await?;
+        let Some(key) = candidates
+            .into_iter()
+            .find(|k| bool::from(k.secret_hash.as_slice().ct_eq(&hash)))
+        else {
+            return Err(AuthError::Unauthenticated);
+        };
+        if key.revoked_at.is_some() || key.expires_at.is_some_and(|t| t <= now) {
+            return Err(AuthError::Unauthenticated);
+        }
+        if key.last_used_at.is_none_or(|t| now - t >= TOUCH_INTERVAL) {
+            let store = self.store.clone();
+            let key_id = key.id.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_key(&key_id, crate::store::now()).await {
+                    tracing::debug!(error = %e, "could not record key use");
+                }
+            });
+        }
+        let principal = Principal {
+            key_id: key.id,
+            project_id: key.project_id,
+            scope: TenantScope::new(key.tenant_id),
+            role: key.role,
+        };
+        self.remember(cache_key, &principal, key.expires_at);
+        Ok(principal)
+    }
+
+    fn cached(&self, key: &(String, [u8; 32]), now: DateTime<Utc>) -> Option<Principal> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let hit = cache.get(key)?;
+        let fresh = hit.verified_at.elapsed() < self.ttl && hit.expires_at.is_none_or(|t| t > now);
+        fresh.then(|| hit.principal.clone())
+    }
+
+    fn remember(
+        &self,
+        key: (String, [u8; 32]),
+        principal: &Principal,
+        expires_at: Option<DateTime<Utc>>,
+    ) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= MAX_CACHED {
+            let ttl = self.ttl;
+            cache.retain(|_, c| c.verified_at.elapsed() < ttl);
+            if cache.len() >= MAX_CACHED {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            key,
+            Cached {
+                principal: principal.clone(),
+                expires_at,
+                verified_at: Instant::now(),
+            },
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! Configuration: every setting is a flag and an environment variable (a
+//! `.env` file is read first when present). `.env.example` and README list them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::http::HttpSettings;
+use crate::store::PoolConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Database: `sqlite://FILE` (created if missing) or `postgres://…`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://scimd.db",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "SCIMD_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub bind: SocketAddr,
+
+    /// Public base URL (origin, optionally with a path prefix) used in
+    /// `meta.location`; derived from the request's Host header when unset.
+    #[arg(long, env = "SCIMD_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Log format; the level comes from RUST_LOG (default `info`).
+    #[arg(
+        long,
+        env = "SCIMD_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// Maximum number of database connections.
+    #[arg(long, env = "SCIMD_DB_POOL_SIZE", default_value_t = 10, global = true)]
+    pub db_pool_size: u32,
+
+    /// How long a request waits for a free database connection before `503`.
+    #[arg(long, env = "SCIMD_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub db_acquire_timeout: Duration,
+
+    /// Largest accepted request body, in bytes (larger: `413`).
+    #[arg(long, env = "SCIMD_BODY_LIMIT", default_value_t = 1024 * 1024, global = true)]
+    pub body_limit: usize,
+
+    /// Time limit for one request (past it: `503`).
+    #[arg(long, env = "SCIMD_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub request_timeout: Duration,
+
+    /// Page size of list responses when the client gives no `count`.
+    #[arg(long, env = "SCIMD_PAGE_SIZE", default_value_t = 100, global = true)]
+    pub page_size: u64,
+
+    /// Largest page a client may ask for (`count` is clamped to it).
+    #[arg(long, env = "SCIMD_MAX_RESULTS", default_value_t = 1000, global = true)]
+    pub max_results: u64,
+
+    /// How long a verified access key is trusted without asking the
+    /// database again: a revoked key stops working within this time.
+    #[arg(long, env = "SCIMD_AUTH_CACHE_TTL", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub auth_cache_ttl: Duration,
+
+    /// `<ProjectId>:<AccessKey>` to provision at start (containers, automation).
+    #[arg(
+        long,
+        env = "SCIMD_BOOTSTRAP_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub bootstrap_token: Option<String>,
+}
+
+impl Config {
+    pub fn pool(&self) -> PoolConfig {
+        PoolConfig {
+            max_connections: self.db_pool_size.max(1),
+            acquire_timeout: self.db_acquire_timeout,
+        }
+    }
+
+    pub fn http(&self) -> HttpSettings {
+        HttpSettings {
+            public_url: self.public_url.clone(),
+            default_page_size: self.page_size,
+            max_results: self.max_results.max(1),
+            body_limit: self.body_limit,
+            request_timeout: self.request_timeout,
+        }
+    }
+}
+
+/// Parses a duration such as `90d`, `12h`, `30m`, `45s` or `250ms` (a bare
+/// number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration (examples: 90d, 12h, 30m, 45s, 250ms)"))?;
+    let secs = |mult: u64| {
+        n.checked_mul(mult)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("'{text}' is too long"))
+    };
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => secs(1),
+        "m" => secs(60),
+        "h" => secs(3600),
+        "d" => secs(86_400),
+        _ => Err(format!(
+            "'{text}': unknown unit '{unit}' (use d, h, m, s or ms)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("90d").unwrap(),
+            Duration::from_secs(90 * 86_400)
+        );
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("d").is_err());
+        assert!(parse_duration("5w").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+}

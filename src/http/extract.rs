@@ -1,0 +1,188 @@
+//! Extractors whose rejections are SCIM errors: the JSON body, the
+//! authenticated tenant, the public base URL and case-insensitive query
+//! parameters.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{HeaderMap, header, request::Parts};
+use serde_json::Value;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::auth::{self, AuthError, Principal};
+use crate::scim::{ScimError, ScimType};
+use crate::store::TenantScope;
+
+/// A JSON request body. `application/scim+json`, `application/json`,
+/// `text/json` and a missing `Content-Type` are all read as JSON.
+pub struct ScimJson(pub Value);
+
+fn is_json_content_type(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return true;
+    };
+    let Ok(ct) = ct.to_str() else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let Some((_, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    subtype == "json" || subtype.ends_with("+json")
+}
+
+impl<S: Send + Sync> FromRequest<S> for ScimJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json_content_type(req.headers()) {
+            return Err(ScimError::new(
+                415,
+                Some(ScimType::InvalidSyntax),
+                "The request body must be JSON (application/scim+json)",
+            )
+            .into());
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            let status = rejection.status().as_u16();
+            if status == 413 {
+                ScimError::new(413, None, "The request body is too large")
+            } else {
+                ScimError::invalid_syntax(format!("Could not read the request body: {rejection}"))
+            }
+        })?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| {
+            ScimError::invalid_syntax(format!("The request body is not valid JSON: {e}"))
+        })?;
+        Ok(ScimJson(value))
+    }
+}
+
+/// The tenant of a verified `tenant-admin` access key.
+pub struct TenantAdmin(pub TenantScope);
+
+impl FromRequestParts<AppState> for TenantAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let creds = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(auth::parse_authorization)
+            .ok_or(AuthError::Unauthenticated)?;
+        let principal: Principal = state.verifier().verify(&creds).await?;
+        tracing::Span::current().record("key_id", principal.key_id.as_str());
+        if principal.role != auth::TENANT_ADMIN {
+            return Err(AuthError::Forbidden.into());
+        }
+        Ok(TenantAdmin(principal.scope))
+    }
+}
+
+/// The base URL of the SCIM API as clients reach it (no trailing slash), for
+/// `meta.location` and `Location`: `SCIMD_PUBLIC_URL` + `/scim/v2` when set,
+/// else derived from the request's `Host` (and `X-Forwarded-Proto`).
+pub struct BaseUrl(pub String);
+
+impl FromRequestParts<AppState> for BaseUrl {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let origin = match state.settings().public_url.as_deref() {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => {
+                let host = parts
+                    .headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+                    .unwrap_or("localhost");
+                let proto = parts
+                    .headers
+                    .get("x-forwarded-proto")
+                    .and_then(|h| h.to_str().ok())
+                    .filter(|p| *p == "https" || *p == "http")
+                    .unwrap_or("http");
+                format!("{proto}://{host}")
+            }
+        };
+        Ok(BaseUrl(format!("{origin}{}", super::SCIM_PREFIX)))
+    }
+}
+
+/// Query parameters with names matched case-insensitively (clients send
+/// `startindex`, `Filter`, …). Unknown parameters are simply never asked for.
+pub struct QueryParams(Vec<(String, String)>);
+
+impl QueryParams {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// An integer parameter; present but not an integer is a `400`.
+    pub fn get_i64(&self, name: &str) -> Result<Option<i64>, ScimError> {
+        self.get(name)
+            .map(|v| {
+                v.trim().parse::<i64>().map_err(|_| {
+                    ScimError::invalid_value(format!("query parameter '{name}' must be an integer"))
+                })
+            })
+            .transpose()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .map_err(|e| ScimError::invalid_syntax(format!("malformed query string: {e}")))?;
+        Ok(QueryParams(pairs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn json_content_types() {
+        let mut h = HeaderMap::new();
+        assert!(is_json_content_type(&h));
+        for ok in [
+            "application/scim+json",
+            "application/json; charset=utf-8",
+            "text/json",
+            "Application/JSON",
+        ] {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ok));
+            assert!(is_json_content_type(&h), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "application/xml",
+            "application/x-www-form-urlencoded",
+            "json",
+        ] {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(bad));
+            assert!(!is_json_content_type(&h), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The HTTP edge: routing, middleware and thin handlers that extract,
+//! authorise, call the SCIM core and the store, and render.
+
+pub mod error;
+pub mod etag;
+pub mod extract;
+mod health;
+pub mod response;
+mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Level;
+
+use crate::auth::KeyVerifier;
+use crate::store::Store;
+
+/// Where the SCIM API is mounted.
+pub const SCIM_PREFIX: &str = "/scim/v2";
+
+/// Settings the HTTP layer needs.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Public origin (and optional path prefix) clients reach scimd at.
+    pub public_url: Option<String>,
+    pub default_page_size: u64,
+    pub max_results: u64,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            public_url: None,
+            default_page_size: 100,
+            max_results: 1000,
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Shared, cheap-to-clone application state.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    store: Store,
+    verifier: KeyVerifier,
+    settings: HttpSettings,
+}
+
+impl AppState {
+    /// `auth_cache_ttl` bounds how long a revoked key keeps working.
+    pub fn new(store: Store, settings: HttpSettings, auth_cache_ttl: Duration) -> Self {
+        let verifier = KeyVerifier::new(store.clone(), auth_cache_ttl);
+        AppState(Arc::new(Inner {
+            store,
+            verifier,
+            settings,
+        }))
+    }
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+    pub fn verifier(&self) -> &KeyVerifier {
+        &self.0.verifier
+    }
+    pub fn settings(&self) -> &HttpSettings {
+        &self.0.settings
+    }
+}
+
+fn request_span<B>(req: &Request<B>) -> tracing::Span {
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("-");
+    // Path only: query strings carry filters, and filters carry personal data.
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %request_id,
+        key_id = tracing::field::Empty,
+    )
+}
+
+/// The whole application, as `scimd serve` runs it and as tests drive it.
+pub fn app(state: AppState) -> Router {
+    let settings = state.settings().clone();
+    let scim = Router::new()
+        .route("/Users", get(users::list).post(users::create))
+        .route(
+            "/Users/{id}",
+            get(users::get).put(users::replace).delete(users::delete),
+        );
+    Router::new()
+        .nest(SCIM_PREFIX, scim)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_request(())
+                        .on_response(
+                            tower_http::trace::DefaultOnResponse::new()
+                                .level(Level::INFO)
+                                .latency_unit(tower_http::LatencyUnit::Micros),
+                        ),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(tower::util::MapResponseLayer::new(error::scimify_errors))
+                .layer(CatchPanicLayer::new())
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    settings.request_timeout,
+                ))
+                .layer(DefaultBodyLimit::max(settings.body_limit)),
+        )
+}

@@ -1,0 +1,39 @@
+//! Building SCIM responses: `application/scim+json` bodies, `ETag`, `Location`.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde_json::Value;
+
+pub const SCIM_JSON: &str = "application/scim+json";
+
+/// A JSON body with `Content-Type: application/scim+json`.
+pub fn scim_response(status: StatusCode, body: &Value) -> Response {
+    // Serialising a `Value` cannot fail.
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/scim+json; charset=utf-8"),
+    );
+    resp
+}
+
+/// A resource response with its `ETag` (and `Location`, for creates).
+pub fn resource_response(
+    status: StatusCode,
+    body: &Value,
+    etag: &str,
+    location: Option<&str>,
+) -> Response {
+    let mut resp = scim_response(status, body);
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        headers.insert(header::ETAG, v);
+    }
+    if let Some(Ok(v)) = location.map(HeaderValue::from_str) {
+        headers.insert(header::LOCATION, v);
+    }
+    resp
+}

@@ -1,0 +1,166 @@
+//! `/Users` (RFC 7644 §3.3, §3.4.1, §3.4.2, §3.5.1, §3.6).
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::ApiError;
+use super::etag::IfMatch;
+use super::extract::{BaseUrl, QueryParams, ScimJson, TenantAdmin};
+use super::response::{resource_response, scim_response};
+use crate::scim::list::{Page, list_response};
+use crate::scim::resource::{self, Meta, etag};
+use crate::scim::schema::USER_RESOURCE;
+use crate::scim::{ScimError, ScimType};
+use crate::store::{StoreError, StoredUser, UserWrite};
+
+fn location(base: &BaseUrl, id: Uuid) -> String {
+    format!("{}/Users/{id}", base.0)
+}
+
+fn render(base: &BaseUrl, user: &StoredUser) -> serde_json::Value {
+    let meta = Meta {
+        resource_type: USER_RESOURCE.name,
+        created: user.created,
+        last_modified: user.modified,
+        location: location(base, user.id),
+        version: user.version,
+    };
+    resource::render(&USER_RESOURCE, &user.doc, &user.id.to_string(), &meta)
+}
+
+fn not_found(id: &str) -> ApiError {
+    ScimError::not_found(format!("User {id} not found")).into()
+}
+
+/// Resource ids are UUIDs; anything else names no resource.
+fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| not_found(id))
+}
+
+/// Maps "no such row" to a 404 that names the user.
+fn named(id: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
+    move |e| match e {
+        StoreError::NotFound => not_found(id),
+        other => other.into(),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    TenantAdmin(scope): TenantAdmin,
+    base: BaseUrl,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ApiError> {
+    let doc = resource::normalize(&USER_RESOURCE, body)?;
+    let user = state
+        .store()
+        .create_user(scope, &UserWrite::from_doc(doc))
+        .await?;
+    let body = render(&base, &user);
+    Ok(resource_response(
+        StatusCode::CREATED,
+        &body,
+        &etag(user.version),
+        Some(&location(&base, user.id)),
+    ))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    TenantAdmin(scope): TenantAdmin,
+    base: BaseUrl,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let uuid = parse_id(&id)?;
+    let user = state
+        .store()
+        .get_user(scope, uuid)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(resource_response(
+        StatusCode::OK,
+        &render(&base, &user),
+        &etag(user.version),
+        None,
+    ))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    TenantAdmin(scope): TenantAdmin,
+    base: BaseUrl,
+    params: QueryParams,
+) -> Result<Response, ApiError> {
+    if params.get("filter").is_some() {
+        return Err(ScimError::bad_request(
+            ScimType::InvalidFilter,
+            "Filtering is not supported by this version of scimd",
+        )
+        .into());
+    }
+    let settings = state.settings();
+    let page = Page::new(
+        params.get_i64("startIndex")?,
+        params.get_i64("count")?,
+        settings.default_page_size,
+        settings.max_results,
+    );
+    let (total, users) = state
+        .store()
+        .list_users(scope, page.offset(), page.count)
+        .await?;
+    let resources = users.iter().map(|u| render(&base, u)).collect();
+    Ok(scim_response(
+        StatusCode::OK,
+        &list_response(total, page, resources),
+    ))
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    TenantAdmin(scope): TenantAdmin,
+    base: BaseUrl,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ApiError> {
+    let uuid = parse_id(&id)?;
+    let if_match = IfMatch::from_headers(&headers)?;
+    let doc = resource::normalize(&USER_RESOURCE, body)?;
+    let replaced = state
+        .store()
+        .replace_user(
+            scope,
+            uuid,
+            &UserWrite::from_doc(doc),
+            if_match.required_version(),
+        )
+        .await
+        .map_err(named(&id))?;
+    let user = replaced.user;
+    Ok(resource_response(
+        StatusCode::OK,
+        &render(&base, &user),
+        &etag(user.version),
+        None,
+    ))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    TenantAdmin(scope): TenantAdmin,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let uuid = parse_id(&id)?;
+    let if_match = IfMatch::from_headers(&headers)?;
+    state
+        .store()
+        .delete_user(scope, uuid, if_match.required_version())
+        .await
+        .map_err(named(&id))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

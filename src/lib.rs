@@ -1,0 +1,17 @@
+//! scimd: a SCIM 2.0 service provider (RFC 7643 / RFC 7644).
+//!
+//! ```text
+//! HTTP (axum) ──> auth ──> handler ──> scim core (pure) ──> store (sqlx)
+//!    src/http        src/auth            src/scim            src/store
+//! ```
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod scim;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+
+pub use http::{AppState, HttpSettings, app};

@@ -1,0 +1,399 @@
+//! Turning request bodies into stored documents and stored documents into
+//! responses, guided by the schema definitions.
+//!
+//! A stored document holds the client-writable attributes only, under their
+//! canonical names: no `id`, no `meta`, nothing readOnly, nothing
+//! `returned: never`. `id` and `meta` come from the store's columns when the
+//! document is rendered.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+
+use super::error::ScimError;
+use super::schema::{self, AttrType, Attribute, Mutability, ResourceType, Returned};
+
+/// Validates a POST/PUT body against `rt` and returns the document to store.
+///
+/// Attribute names are matched case-insensitively and stored under their
+/// canonical spelling; attributes no schema defines are ignored, readOnly
+/// ones are ignored (RFC 7644 §3.5.1), `null` means absent (RFC 7643 §2.5).
+pub fn normalize(rt: &ResourceType, input: Value) -> Result<Map<String, Value>, ScimError> {
+    let Value::Object(input) = input else {
+        return Err(ScimError::invalid_syntax(
+            "the request body must be a JSON object",
+        ));
+    };
+    let mut out = Map::new();
+    let mut seen: Vec<String> = Vec::with_capacity(input.len());
+    for (key, value) in input {
+        let lower = key.to_ascii_lowercase();
+        if seen.contains(&lower) {
+            return Err(ScimError::invalid_value(format!(
+                "attribute '{key}' is given more than once"
+            )));
+        }
+        seen.push(lower);
+
+        if key.eq_ignore_ascii_case("schemas") {
+            check_schemas(rt, &value)?;
+        } else if let Some(ext) = rt.extension(&key) {
+            match value {
+                Value::Null => {}
+                Value::Object(ext_input) => {
+                    let ext_out = normalize_attributes(ext.attributes, ext_input, ext.id)?;
+                    if !ext_out.is_empty() {
+                        out.insert(ext.id.to_owned(), Value::Object(ext_out));
+                    }
+                }
+                _ => {
+                    return Err(ScimError::invalid_value(format!(
+                        "'{}' must be a JSON object",
+                        ext.id
+                    )));
+                }
+            }
+        } else if let Some(attr) = rt
+            .schema
+            .attribute(&key)
+            .or_else(|| schema::common_attribute(&key))
+        {
+            if let Some(v) = normalize_value(attr, value, attr.name)? {
+                out.insert(attr.name.to_owned(), v);
+            }
+        }
+    }
+    check_required(rt.schema.attributes, &out, "")?;
+    for ext in rt.extensions {
+        let ext_doc = out.get(ext.schema.id).and_then(Value::as_object);
+        match ext_doc {
+            Some(doc) => check_required(ext.schema.attributes, doc, ext.schema.id)?,
+            None if ext.required => {
+                return Err(ScimError::invalid_value(format!(
+                    "the extension '{}' is required",
+                    ext.schema.id
+                )));
+            }
+            None => {}
+        }
+    }
+    let schemas = schemas_for(rt, &out);
+    out.insert("schemas".to_owned(), schemas);
+    Ok(out)
+}
+
+/// The `schemas` value of a document: the core URN plus each extension URN
+/// whose attributes are present.
+pub fn schemas_for(rt: &ResourceType, doc: &Map<String, Value>) -> Value {
+    let mut urns = vec![Value::from(rt.schema.id)];
+    for ext in rt.extensions {
+        if doc.contains_key(ext.schema.id) {
+            urns.push(Value::from(ext.schema.id));
+        }
+    }
+    Value::Array(urns)
+}
+
+fn check_schemas(rt: &ResourceType, value: &Value) -> Result<(), ScimError> {
+    let Value::Array(urns) = value else {
+        return Err(ScimError::invalid_value(
+            "'schemas' must be an array of schema URNs",
+        ));
+    };
+    for urn in urns {
+        let Some(urn) = urn.as_str() else {
+            return Err(ScimError::invalid_value(
+                "'schemas' must be an array of schema URNs",
+            ));
+        };
+        if !rt.supports_schema(urn) {
+            return Err(ScimError::invalid_value(format!(
+                "the schema '{urn}' is not supported by the {} resource type",
+                rt.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn normalize_attributes(
+    attrs: &'static [Attribute],
+    input: Map<String, Value>,
+    parent: &str,
+) -> Result<Map<String, Value>, ScimError> {
+    let mut out = Map::new();
+    for (key, value) in input {
+        let Some(attr) = attrs.iter().find(|a| a.name.eq_ignore_ascii_case(&key)) else {
+            continue;
+        };
+        if out.contains_key(attr.name) {
+            return Err(ScimError::invalid_value(format!(
+                "attribute '{parent}:{key}' is given more than once"
+            )));
+        }
+        let path = format!("{parent}:{}", attr.name);
+        if let Some(v) = normalize_value(attr, value, &path)? {
+            out.insert(attr.name.to_owned(), v);
+        }
+    }
+    Ok(out)
+}
+
+/// Validates one attribute value; `Ok(None)` means "store nothing".
+fn normalize_value(attr: &Attribute, value: Value, path: &str) -> Result<Option<Value>, ScimError> {
+    if value.is_null() || attr.mutability == Mutability::ReadOnly {
+        return Ok(None);
+    }
+    let normalized = if attr.multi_valued {
+        let Value::Array(items) = value else {
+            return Err(type_error(path, "an array"));
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            if item.is_array() {
+                return Err(type_error(path, "an array of single values"));
+            }
+            if let Some(v) = normalize_single(attr, item, path)? {
+                out.push(v);
+            }
+        }
+        let primaries = out
+            .iter()
+            .filter(|v| v.get("primary") == Some(&Value::Bool(true)))
+            .count();
+        if primaries > 1 {
+            return Err(ScimError::invalid_value(format!(
+                "at most one value of '{path}' may be primary"
+            )));
+        }
+        (!out.is_empty()).then_some(Value::Array(out))
+    } else {
+        normalize_single(attr, value, path)?
+    };
+    // Attributes that are never returned are not stored either: a password is
+    // accepted and validated, then dropped (the README says why).
+    Ok(normalized.filter(|_| attr.returned != Returned::Never))
+}
+
+fn normalize_single(
+    attr: &Attribute,
+    value: Value,
+    path: &str,
+) -> Result<Option<Value>, ScimError> {
+    let ok = match (attr.ty, &value) {
+        (_, Value::Null) => return Ok(None),
+        (AttrType::Complex, Value::Object(_)) => {
+            let Value::Object(map) = value else {
+                unreachable!("matched as an object")
+            };
+            let out = normalize_attributes(attr.sub_attributes, map, path)?;
+            check_required(attr.sub_attributes, &out, path)?;
+            return Ok((!out.is_empty()).then_some(Value::Object(out)));
+        }
+        (AttrType::String | AttrType::Reference | AttrType::Binary, Value::String(_)) => true,
+        (AttrType::Boolean, Value::Bool(_)) => true,
+        (AttrType::Decimal, Value::Number(_)) => true,
+        (AttrType::Integer, Value::Number(n)) => n.is_i64() || n.is_u64(),
+        (AttrType::DateTime, Value::String(s)) => DateTime::parse_from_rfc3339(s).is_ok(),
+        _ => false,
+    };
+    if ok {
+        Ok(Some(value))
+    } else {
+        Err(type_error(path, expected_type(attr.ty)))
+    }
+}
+
+fn expected_type(ty: AttrType) -> &'static str {
+    match ty {
+        AttrType::String => "a string",
+        AttrType::Boolean => "a boolean",
+        AttrType::Decimal => "a number",
+        AttrType::Integer => "an integer",
+        AttrType::DateTime => "a dateTime string (RFC 3339)",
+        AttrType::Binary => "a base64 string",
+        AttrType::Reference => "a URI string",
+        AttrType::Complex => "a JSON object",
+    }
+}
+
+fn type_error(path: &str, expected: &str) -> ScimError {
+    ScimError::invalid_value(format!("attribute '{path}' must be {expected}"))
+}
+
+fn check_required(
+    attrs: &'static [Attribute],
+    doc: &Map<String, Value>,
+    parent: &str,
+) -> Result<(), ScimError> {
+    for attr in attrs {
+        if !attr.required || attr.mutability == Mutability::ReadOnly {
+            continue;
+        }
+        let present = match doc.get(attr.name) {
+            None | Some(Value::Null) => false,
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(_) => true,
+        };
+        if !present {
+            let path = if parent.is_empty() {
+                attr.name.to_owned()
+            } else {
+                format!("{parent}.{}", attr.name)
+            };
+            return Err(ScimError::invalid_value(format!(
+                "attribute '{path}' is required"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Resource metadata kept by the store (RFC 7643 §3.1 `meta`).
+#[derive(Debug, Clone)]
+pub struct Meta<'a> {
+    pub resource_type: &'a str,
+    pub created: DateTime<Utc>,
+    pub last_modified: DateTime<Utc>,
+    pub location: String,
+    pub version: i64,
+}
+
+/// The entity tag of a resource version (RFC 7644 §3.14), also its `meta.version`.
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// A timestamp as SCIM renders it: RFC 3339, UTC, millisecond precision.
+pub fn format_datetime(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Builds the response representation of a stored document.
+pub fn render(rt: &ResourceType, doc: &Map<String, Value>, id: &str, meta: &Meta<'_>) -> Value {
+    let mut out = Map::with_capacity(doc.len() + 2);
+    for (k, v) in doc {
+        let never = rt
+            .schema
+            .attribute(k)
+            .is_some_and(|a| a.returned == Returned::Never);
+        if !never {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    out.insert("id".to_owned(), Value::from(id));
+    out.insert(
+        "meta".to_owned(),
+        serde_json::json!({
+            "resourceType": meta.resource_type,
+            "created": format_datetime(meta.created),
+            "lastModified": format_datetime(meta.last_modified),
+            "location": meta.location,
+            "version": etag(meta.version),
+        }),
+    );
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::error::ScimType;
+    use crate::scim::schema::{ENTERPRISE_USER_URN, USER_RESOURCE};
+    use serde_json::json;
+
+    fn norm(v: Value) -> Result<Value, ScimError> {
+        normalize(&USER_RESOURCE, v).map(Value::Object)
+    }
+
+    #[test]
+    fn canonicalises_names_and_drops_unknown_readonly_and_null() {
+        let doc = norm(json!({
+            "USERNAME": "bjensen",
+            "id": "evil",
+            "meta": {"version": "x"},
+            "groups": [{"value": "g"}],
+            "userId": "ignored",
+            "title": null,
+            "NAME": {"GivenName": "Barbara", "nickname": "unknown sub"},
+            "emails": [{"value": "b@example.com", "type": "work", "primary": true}, null],
+        }))
+        .unwrap();
+        assert_eq!(
+            doc,
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "bjensen",
+                "name": {"givenName": "Barbara"},
+                "emails": [{"value": "b@example.com", "type": "work", "primary": true}],
+            })
+        );
+    }
+
+    #[test]
+    fn enterprise_extension_sets_schemas() {
+        let doc = norm(json!({
+            "schemas": [USER_RESOURCE.schema.id, ENTERPRISE_USER_URN],
+            "userName": "a",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user": {
+                "department": "Sales", "manager": {"value": "42", "displayName": "ro"}
+            }
+        }))
+        .unwrap();
+        assert_eq!(doc["schemas"][1], ENTERPRISE_USER_URN);
+        assert_eq!(
+            doc[ENTERPRISE_USER_URN],
+            json!({"department": "Sales", "manager": {"value": "42"}})
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_types_missing_username_and_unknown_schema() {
+        let cases = [
+            json!({"userName": 5}),
+            json!({"userName": "a", "active": "yes"}),
+            json!({"userName": "a", "emails": {"value": "x"}}),
+            json!({"userName": "a", "emails": ["x"]}),
+            json!({"userName": "a", "name": "Barbara"}),
+            json!({"userName": "a", "emails": [{"value": "x", "primary": true}, {"value": "y", "primary": true}]}),
+            json!({"userName": ""}),
+            json!({"displayName": "no user name"}),
+            json!({"userName": "a", "schemas": ["urn:example:other"]}),
+            json!({"userName": "a", "UserName": "b"}),
+        ];
+        for case in cases {
+            let err = norm(case.clone()).unwrap_err();
+            assert_eq!(err.status, 400, "{case}");
+            assert_eq!(err.scim_type, Some(ScimType::InvalidValue), "{case}");
+        }
+        assert_eq!(
+            norm(json!([1])).unwrap_err().scim_type,
+            Some(ScimType::InvalidSyntax)
+        );
+    }
+
+    #[test]
+    fn password_is_validated_but_not_stored() {
+        let doc = norm(json!({"userName": "a", "password": "s3cret"})).unwrap();
+        assert!(doc.get("password").is_none());
+        assert!(norm(json!({"userName": "a", "password": 1})).is_err());
+    }
+
+    #[test]
+    fn render_adds_id_and_meta() {
+        let doc = normalize(&USER_RESOURCE, json!({"userName": "a"})).unwrap();
+        let t = DateTime::parse_from_rfc3339("2026-01-02T03:04:05.678Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let meta = Meta {
+            resource_type: "User",
+            created: t,
+            last_modified: t,
+            location: "http://h/scim/v2/Users/1".into(),
+            version: 3,
+        };
+        let v = render(&USER_RESOURCE, &doc, "1", &meta);
+        assert_eq!(v["id"], "1");
+        assert_eq!(v["meta"]["version"], "W/\"3\"");
+        assert_eq!(v["meta"]["created"], "2026-01-02T03:04:05.678Z");
+    }
+}

@@ -1,0 +1,97 @@
+//! `scimd serve`: connect, migrate, bootstrap, serve until SIGTERM/SIGINT.
+
+use tokio::net::TcpListener;
+
+use crate::admin::{self, Bootstrap};
+use crate::config::Config;
+use crate::http::{AppState, app};
+use crate::store::Store;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Connects to the configured database and applies pending migrations.
+pub async fn open_store(config: &Config) -> Result<Store, BoxError> {
+    let store = Store::connect(&config.database_url, &config.pool())
+        .await
+        .map_err(|e| format!("cannot open the database: {e}"))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("cannot migrate the database: {e}"))?;
+    Ok(store)
+}
+
+/// The URL a person on this machine would use to reach the server.
+fn local_url(config: &Config) -> String {
+    if let Some(url) = &config.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let mut addr = config.bind;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{addr}")
+}
+
+pub async fn serve(config: Config) -> Result<(), BoxError> {
+    let store = open_store(&config).await?;
+    match admin::bootstrap(&store, config.bootstrap_token.as_deref()).await? {
+        Bootstrap::Existing => {}
+        Bootstrap::Provisioned {
+            project_id,
+            created,
+        } => {
+            tracing::info!(%project_id, created, "bootstrap token provisioned");
+        }
+        Bootstrap::FirstStart(key) => {
+            // Printed, not logged: the secret must not end up in log storage.
+            println!(
+                "scimd: first start. Created project {} with tenant '{}' ({}) and a tenant-admin access key.\n\
+                 The token is shown only this once; keep it somewhere safe:\n\n  \
+                 curl -H 'Authorization: Bearer {}' {}/scim/v2/Users\n",
+                key.project_id,
+                key.tenant.name,
+                key.tenant.id,
+                key.token,
+                local_url(&config)
+            );
+        }
+    }
+
+    let state = AppState::new(store.clone(), config.http(), config.auth_cache_ttl);
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    tracing::info!(bind = %config.bind, database = store.backend(), "scimd listening");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    store.close().await;
+    tracing::info!("scimd stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM; in-flight requests then finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

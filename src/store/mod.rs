@@ -1,0 +1,343 @@
+//! Persistence. One interface ([`Store`]), two backends: PostgreSQL for
+//! production and SQLite as the embedded default. Every resource operation
+//! takes a [`TenantScope`]: no method reads or writes users across tenants.
+
+mod postgres;
+mod sqlite;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde_json::{Map, Value};
+use std::time::Duration;
+use uuid::Uuid;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// The tenant every resource operation is confined to. Only the auth layer
+/// (from a verified access key) and the admin tooling construct one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TenantScope {
+    tenant_id: Uuid,
+}
+
+impl TenantScope {
+    pub fn new(tenant_id: Uuid) -> Self {
+        TenantScope { tenant_id }
+    }
+    pub fn tenant_id(&self) -> Uuid {
+        self.tenant_id
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness constraint was violated; the field names it.
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
+    /// `If-Match` named a version the resource no longer has.
+    #[error("version mismatch")]
+    VersionMismatch,
+    /// The database cannot be reached or no connection came free in time.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored document is corrupt: {0}")]
+    Corrupt(String),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Classifies a driver error: constraint names become conflicts, connection
+    /// trouble becomes `Unavailable`, the rest stays a database error.
+    fn from_sqlx(err: sqlx::Error) -> StoreError {
+        match &err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(err.to_string())
+            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                let text = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
+                if text.contains("user_name_lower") {
+                    StoreError::Conflict("userName")
+                } else if text.contains("tenants") || text.contains("project_id, name") {
+                    StoreError::Conflict("tenant name")
+                } else if text.contains("projects") {
+                    StoreError::Conflict("project id")
+                } else {
+                    StoreError::Conflict("value")
+                }
+            }
+            _ => StoreError::Database(err),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The current time at the precision every backend stores (milliseconds).
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}
+
+/// A user as stored: identity, version, timestamps and the document.
+#[derive(Debug, Clone)]
+pub struct StoredUser {
+    pub id: Uuid,
+    pub version: i64,
+    pub created: DateTime<Utc>,
+    pub modified: DateTime<Utc>,
+    pub doc: Map<String, Value>,
+}
+
+/// What a create or replace writes: the document and the columns derived from it.
+#[derive(Debug, Clone)]
+pub struct UserWrite {
+    pub user_name: String,
+    pub user_name_lower: String,
+    pub external_id: Option<String>,
+    pub active: Option<bool>,
+    pub display_name: Option<String>,
+    pub doc: Map<String, Value>,
+}
+
+impl UserWrite {
+    /// Derives the indexed columns from a validated User document.
+    pub fn from_doc(doc: Map<String, Value>) -> UserWrite {
+        let text = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_owned);
+        let user_name = text("userName").unwrap_or_default();
+        UserWrite {
+            user_name_lower: user_name.to_lowercase(),
+            user_name,
+            external_id: text("externalId"),
+            active: doc.get("active").and_then(Value::as_bool),
+            display_name: text("displayName"),
+            doc,
+        }
+    }
+}
+
+/// The outcome of a replace: the stored user, and whether anything changed.
+#[derive(Debug)]
+pub struct Replaced {
+    pub user: StoredUser,
+    pub changed: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub project_id: String,
+    pub name: String,
+}
+
+/// An access key as the verifier needs it.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub id: String,
+    pub project_id: String,
+    pub tenant_id: Uuid,
+    pub role: String,
+    pub secret_hash: Vec<u8>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A new access key; the secret itself is never stored.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub id: String,
+    pub project_id: String,
+    pub tenant_id: Uuid,
+    pub role: String,
+    pub name: Option<String>,
+    pub secret_hash: [u8; 32],
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// An access key as `scimd admin key list` shows it.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    pub id: String,
+    pub project_id: String,
+    pub tenant_id: Uuid,
+    pub role: String,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// Pool settings shared by both backends.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+/// The store: an enum over the two backends, so that calls are static
+/// dispatch and every method exists on both.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Postgres(PgStore),
+    Sqlite(SqliteStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Store::Postgres($s) => $call,
+            Store::Sqlite($s) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Connects to `url`: `postgres://…` / `postgresql://…` selects PostgreSQL,
+    /// `sqlite:…` SQLite (the file is created if missing).
+    pub async fn connect(url: &str, pool: &PoolConfig) -> Result<Store> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(PgStore::connect(url, pool).await?))
+        } else if url.starts_with("sqlite:") {
+            Ok(Store::Sqlite(SqliteStore::connect(url, pool).await?))
+        } else {
+            Err(StoreError::Unavailable(
+                "DATABASE_URL must start with postgres://, postgresql:// or sqlite:".into(),
+            ))
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Postgres(_) => "postgres",
+            Store::Sqlite(_) => "sqlite",
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        dispatch!(self, s => s.migrate().await)
+    }
+
+    /// One round trip to the database, for `/readyz`.
+    pub async fn ping(&self) -> Result<()> {
+        dispatch!(self, s => s.ping().await)
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, s => s.close().await)
+    }
+
+    // --- projects, tenants, keys -------------------------------------------
+
+    pub async fn has_projects(&self) -> Result<bool> {
+        dispatch!(self, s => s.has_projects().await)
+    }
+
+    pub async fn create_project(&self, id: &str, name: &str) -> Result<Project> {
+        dispatch!(self, s => s.create_project(id, name).await)
+    }
+
+    pub async fn get_project(&self, id: &str) -> Result<Option<Project>> {
+        dispatch!(self, s => s.get_project(id).await)
+    }
+
+    pub async fn create_tenant(&self, project_id: &str, name: &str) -> Result<Tenant> {
+        dispatch!(self, s => s.create_tenant(project_id, name).await)
+    }
+
+    /// The tenant of `project_id` whose id or name is `id_or_name`.
+    pub async fn find_tenant(&self, project_id: &str, id_or_name: &str) -> Result<Option<Tenant>> {
+        dispatch!(self, s => s.find_tenant(project_id, id_or_name).await)
+    }
+
+    pub async fn create_key(&self, key: &NewKey) -> Result<()> {
+        dispatch!(self, s => s.create_key(key).await)
+    }
+
+    /// Keys of `project_id` whose hash starts with `hash_prefix`.
+    pub async fn find_keys(&self, project_id: &str, hash_prefix: &[u8]) -> Result<Vec<KeyRecord>> {
+        dispatch!(self, s => s.find_keys(project_id, hash_prefix).await)
+    }
+
+    pub async fn key_exists_with_hash(&self, secret_hash: &[u8]) -> Result<bool> {
+        dispatch!(self, s => s.key_exists_with_hash(secret_hash).await)
+    }
+
+    pub async fn touch_key(&self, key_id: &str, at: DateTime<Utc>) -> Result<()> {
+        dispatch!(self, s => s.touch_key(key_id, at).await)
+    }
+
+    pub async fn list_keys(&self, project_id: Option<&str>) -> Result<Vec<KeyInfo>> {
+        dispatch!(self, s => s.list_keys(project_id).await)
+    }
+
+    /// Revokes a key; `false` when no such key exists.
+    pub async fn revoke_key(&self, key_id: &str) -> Result<bool> {
+        dispatch!(self, s => s.revoke_key(key_id).await)
+    }
+
+    // --- users ---------------------------------------------------------------
+
+    pub async fn create_user(&self, scope: TenantScope, write: &UserWrite) -> Result<StoredUser> {
+        dispatch!(self, s => s.create_user(scope, write).await)
+    }
+
+    pub async fn get_user(&self, scope: TenantScope, id: Uuid) -> Result<Option<StoredUser>> {
+        dispatch!(self, s => s.get_user(scope, id).await)
+    }
+
+    /// One page of users in a stable order (by id: UUIDv7, so creation order),
+    /// and the total number of users in the tenant.
+    pub async fn list_users(
+        &self,
+        scope: TenantScope,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(u64, Vec<StoredUser>)> {
+        dispatch!(self, s => s.list_users(scope, offset, limit).await)
+    }
+
+    /// Replaces a user's document in one statement. The version bumps only if
+    /// the document changed; `if_version` makes it conditional (`If-Match`).
+    pub async fn replace_user(
+        &self,
+        scope: TenantScope,
+        id: Uuid,
+        write: &UserWrite,
+        if_version: Option<i64>,
+    ) -> Result<Replaced> {
+        dispatch!(self, s => s.replace_user(scope, id, write, if_version).await)
+    }
+
+    pub async fn delete_user(
+        &self,
+        scope: TenantScope,
+        id: Uuid,
+        if_version: Option<i64>,
+    ) -> Result<()> {
+        dispatch!(self, s => s.delete_user(scope, id, if_version).await)
+    }
+}
+
+/// Why a conditional write touched no row, given the row's version now.
+fn explain_miss(current: Option<i64>) -> StoreError {
+    match current {
+        None => StoreError::NotFound,
+        Some(_) => StoreError::VersionMismatch,
+    }
+}
+
+/// How often a replace re-runs when a concurrent writer changes the row
+/// between its conditional UPDATE and its follow-up read.
+const REPLACE_ATTEMPTS: usize = 8;

@@ -1,0 +1,399 @@
+//! The PostgreSQL backend.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{
+    KeyInfo, KeyRecord, NewKey, PoolConfig, Project, REPLACE_ATTEMPTS, Replaced, Result,
+    StoreError, StoredUser, Tenant, TenantScope, UserWrite, explain_miss, now,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+fn user_from_row(row: &PgRow) -> Result<StoredUser> {
+    let Json(doc): Json<Map<String, Value>> = row.try_get("doc").map_err(StoreError::from_sqlx)?;
+    Ok(StoredUser {
+        id: row.try_get("id").map_err(StoreError::from_sqlx)?,
+        version: row.try_get("version").map_err(StoreError::from_sqlx)?,
+        created: row.try_get("created_at").map_err(StoreError::from_sqlx)?,
+        modified: row.try_get("modified_at").map_err(StoreError::from_sqlx)?,
+        doc,
+    })
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, cfg: &PoolConfig) -> Result<PgStore> {
+        let pool = PgPoolOptions::new()
+            .max_connections(cfg.max_connections)
+            .acquire_timeout(cfg.acquire_timeout)
+            .connect(url)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(PgStore { pool })
+    }
+
+    /// The pool, for tests and tools that need raw SQL.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await
+    }
+
+    pub async fn has_projects(&self) -> Result<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM projects)")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)
+    }
+
+    pub async fn create_project(&self, id: &str, name: &str) -> Result<Project> {
+        let created_at = now();
+        sqlx::query("INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(name)
+            .bind(created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(Project {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            created_at,
+        })
+    }
+
+    pub async fn get_project(&self, id: &str) -> Result<Option<Project>> {
+        let row = sqlx::query("SELECT id, name, created_at FROM projects WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        row.map(|r| {
+            Ok(Project {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .transpose()
+        .map_err(StoreError::from_sqlx)
+    }
+
+    pub async fn create_tenant(&self, project_id: &str, name: &str) -> Result<Tenant> {
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO tenants (id, project_id, name, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(project_id)
+        .bind(name)
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(Tenant {
+            id,
+            project_id: project_id.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+
+    pub async fn find_tenant(&self, project_id: &str, id_or_name: &str) -> Result<Option<Tenant>> {
+        let id = Uuid::parse_str(id_or_name).ok();
+        let row = sqlx::query(
+            "SELECT id, project_id, name FROM tenants \
+             WHERE project_id = $1 AND (id = $2 OR name = $3) ORDER BY (id = $2) DESC LIMIT 1",
+        )
+        .bind(project_id)
+        .bind(id)
+        .bind(id_or_name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        row.map(|r| {
+            Ok(Tenant {
+                id: r.try_get("id")?,
+                project_id: r.try_get("project_id")?,
+                name: r.try_get("name")?,
+            })
+        })
+        .transpose()
+        .map_err(StoreError::from_sqlx)
+    }
+
+    pub async fn create_key(&self, key: &NewKey) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO access_keys (id, project_id, tenant_id, role, name, hash_prefix, secret_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&key.id)
+        .bind(&key.project_id)
+        .bind(key.tenant_id)
+        .bind(&key.role)
+        .bind(&key.name)
+        .bind(&key.secret_hash[..8])
+        .bind(&key.secret_hash[..])
+        .bind(now())
+        .bind(key.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+
+    pub async fn find_keys(&self, project_id: &str, hash_prefix: &[u8]) -> Result<Vec<KeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, project_id, tenant_id, role, secret_hash, expires_at, revoked_at, last_used_at \
+             FROM access_keys WHERE project_id = $1 AND hash_prefix = $2",
+        )
+        .bind(project_id)
+        .bind(hash_prefix)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyRecord {
+                    id: r.try_get("id")?,
+                    project_id: r.try_get("project_id")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    role: r.try_get("role")?,
+                    secret_hash: r.try_get("secret_hash")?,
+                    expires_at: r.try_get("expires_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                    last_used_at: r.try_get("last_used_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from_sqlx)
+    }
+
+    pub async fn key_exists_with_hash(&self, secret_hash: &[u8]) -> Result<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM access_keys WHERE secret_hash = $1)")
+            .bind(secret_hash)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)
+    }
+
+    pub async fn touch_key(&self, key_id: &str, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE access_keys SET last_used_at = $2 WHERE id = $1")
+            .bind(key_id)
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+
+    pub async fn list_keys(&self, project_id: Option<&str>) -> Result<Vec<KeyInfo>> {
+        let rows = sqlx::query(
+            "SELECT id, project_id, tenant_id, role, name, created_at, expires_at, revoked_at, last_used_at \
+             FROM access_keys WHERE $1::text IS NULL OR project_id = $1 ORDER BY created_at, id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyInfo {
+                    id: r.try_get("id")?,
+                    project_id: r.try_get("project_id")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    role: r.try_get("role")?,
+                    name: r.try_get("name")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                    last_used_at: r.try_get("last_used_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from_sqlx)
+    }
+
+    pub async fn revoke_key(&self, key_id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE access_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+        )
+        .bind(key_id)
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn create_user(&self, scope: TenantScope, w: &UserWrite) -> Result<StoredUser> {
+        let id = Uuid::now_v7();
+        let at = now();
+        sqlx::query(
+            "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9)",
+        )
+        .bind(scope.tenant_id())
+        .bind(id)
+        .bind(&w.user_name)
+        .bind(&w.user_name_lower)
+        .bind(&w.external_id)
+        .bind(w.active)
+        .bind(&w.display_name)
+        .bind(at)
+        .bind(Json(&w.doc))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(StoredUser {
+            id,
+            version: 1,
+            created: at,
+            modified: at,
+            doc: w.doc.clone(),
+        })
+    }
+
+    pub async fn get_user(&self, scope: TenantScope, id: Uuid) -> Result<Option<StoredUser>> {
+        let row = sqlx::query(
+            "SELECT id, version, created_at, modified_at, doc FROM users WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(scope.tenant_id())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub async fn list_users(
+        &self,
+        scope: TenantScope,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(u64, Vec<StoredUser>)> {
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE tenant_id = $1")
+            .bind(scope.tenant_id())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        if limit == 0 {
+            return Ok((total as u64, Vec::new()));
+        }
+        let rows = sqlx::query(
+            "SELECT id, version, created_at, modified_at, doc FROM users WHERE tenant_id = $1 \
+             ORDER BY id LIMIT $2 OFFSET $3",
+        )
+        .bind(scope.tenant_id())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        let users = rows.iter().map(user_from_row).collect::<Result<_>>()?;
+        Ok((total as u64, users))
+    }
+
+    pub async fn replace_user(
+        &self,
+        scope: TenantScope,
+        id: Uuid,
+        w: &UserWrite,
+        if_version: Option<i64>,
+    ) -> Result<Replaced> {
+        for _ in 0..REPLACE_ATTEMPTS {
+            let row = sqlx::query(
+                "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
+                 display_name = $7, doc = $8, version = version + 1, modified_at = $9 \
+                 WHERE tenant_id = $1 AND id = $2 AND ($10::bigint IS NULL OR version = $10) \
+                 AND doc IS DISTINCT FROM $8 \
+                 RETURNING id, version, created_at, modified_at, doc",
+            )
+            .bind(scope.tenant_id())
+            .bind(id)
+            .bind(&w.user_name)
+            .bind(&w.user_name_lower)
+            .bind(&w.external_id)
+            .bind(w.active)
+            .bind(&w.display_name)
+            .bind(Json(&w.doc))
+            .bind(now())
+            .bind(if_version)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            if let Some(row) = row {
+                return Ok(Replaced {
+                    user: user_from_row(&row)?,
+                    changed: true,
+                });
+            }
+            // No row updated: gone, stale If-Match, or the document is unchanged.
+            let Some(current) = self.get_user(scope, id).await? else {
+                return Err(StoreError::NotFound);
+            };
+            if if_version.is_some_and(|v| v != current.version) {
+                return Err(StoreError::VersionMismatch);
+            }
+            if current.doc == w.doc {
+                return Ok(Replaced {
+                    user: current,
+                    changed: false,
+                });
+            }
+            // A concurrent writer changed the row in between: try again.
+        }
+        Err(StoreError::VersionMismatch)
+    }
+
+    pub async fn delete_user(
+        &self,
+        scope: TenantScope,
+        id: Uuid,
+        if_version: Option<i64>,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "DELETE FROM users WHERE tenant_id = $1 AND id = $2 AND ($3::bigint IS NULL OR version = $3)",
+        )
+        .bind(scope.tenant_id())
+        .bind(id)
+        .bind(if_version)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM users WHERE tenant_id = $1 AND id = $2")
+                .bind(scope.tenant_id())
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        Err(explain_miss(current))
+    }
+}
