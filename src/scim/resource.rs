@@ -56,10 +56,9 @@ pub fn normalize(rt: &ResourceType, input: Value) -> Result<Map<String, Value>, 
             .schema
             .attribute(&key)
             .or_else(|| schema::common_attribute(&key))
+            && let Some(v) = normalize_value(attr, value, attr.name)?
         {
-            if let Some(v) = normalize_value(attr, value, attr.name)? {
-                out.insert(attr.name.to_owned(), v);
-            }
+            out.insert(attr.name.to_owned(), v);
         }
     }
     check_required(rt.schema.attributes, &out, "")?;

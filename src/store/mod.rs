@@ -308,8 +308,10 @@ impl Store {
         dispatch!(self, s => s.list_users(scope, offset, limit).await)
     }
 
-    /// Replaces a user's document in one statement. The version bumps only if
-    /// the document changed; `if_version` makes it conditional (`If-Match`).
+    /// Replaces a user's document with one conditional statement. The version
+    /// bumps only if the document changed; `if_version` makes it conditional
+    /// (`If-Match`). When the statement touches no row, the current row tells
+    /// why: gone, stale version, unchanged, or a concurrent writer (retried).
     pub async fn replace_user(
         &self,
         scope: TenantScope,
@@ -317,7 +319,30 @@ impl Store {
         write: &UserWrite,
         if_version: Option<i64>,
     ) -> Result<Replaced> {
-        dispatch!(self, s => s.replace_user(scope, id, write, if_version).await)
+        for _ in 0..REPLACE_ATTEMPTS {
+            let updated =
+                dispatch!(self, s => s.update_user_if_changed(scope, id, write, if_version).await)?;
+            if let Some(user) = updated {
+                return Ok(Replaced {
+                    user,
+                    changed: true,
+                });
+            }
+            let Some(current) = self.get_user(scope, id).await? else {
+                return Err(StoreError::NotFound);
+            };
+            if if_version.is_some_and(|v| v != current.version) {
+                return Err(StoreError::VersionMismatch);
+            }
+            if current.doc == write.doc {
+                return Ok(Replaced {
+                    user: current,
+                    changed: false,
+                });
+            }
+            // A concurrent writer changed the row in between: try again.
+        }
+        Err(StoreError::VersionMismatch)
     }
 
     pub async fn delete_user(
@@ -326,15 +351,14 @@ impl Store {
         id: Uuid,
         if_version: Option<i64>,
     ) -> Result<()> {
-        dispatch!(self, s => s.delete_user(scope, id, if_version).await)
-    }
-}
-
-/// Why a conditional write touched no row, given the row's version now.
-fn explain_miss(current: Option<i64>) -> StoreError {
-    match current {
-        None => StoreError::NotFound,
-        Some(_) => StoreError::VersionMismatch,
+        if dispatch!(self, s => s.delete_user_if(scope, id, if_version).await)? {
+            return Ok(());
+        }
+        // Nothing deleted: either there is no such user or If-Match was stale.
+        match self.get_user(scope, id).await? {
+            None => Err(StoreError::NotFound),
+            Some(_) => Err(StoreError::VersionMismatch),
+        }
     }
 }
 

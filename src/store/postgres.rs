@@ -8,8 +8,8 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{
-    KeyInfo, KeyRecord, NewKey, PoolConfig, Project, REPLACE_ATTEMPTS, Replaced, Result,
-    StoreError, StoredUser, Tenant, TenantScope, UserWrite, explain_miss, now,
+    KeyInfo, KeyRecord, NewKey, PoolConfig, Project, Result, StoreError, StoredUser, Tenant,
+    TenantScope, UserWrite, now,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -317,64 +317,45 @@ impl PgStore {
         Ok((total as u64, users))
     }
 
-    pub async fn replace_user(
+    /// The conditional UPDATE of a replace: changes the row only if it exists,
+    /// matches `if_version` (when given) and its document differs.
+    pub async fn update_user_if_changed(
         &self,
         scope: TenantScope,
         id: Uuid,
         w: &UserWrite,
         if_version: Option<i64>,
-    ) -> Result<Replaced> {
-        for _ in 0..REPLACE_ATTEMPTS {
-            let row = sqlx::query(
-                "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
-                 display_name = $7, doc = $8, version = version + 1, modified_at = $9 \
-                 WHERE tenant_id = $1 AND id = $2 AND ($10::bigint IS NULL OR version = $10) \
-                 AND doc IS DISTINCT FROM $8 \
-                 RETURNING id, version, created_at, modified_at, doc",
-            )
-            .bind(scope.tenant_id())
-            .bind(id)
-            .bind(&w.user_name)
-            .bind(&w.user_name_lower)
-            .bind(&w.external_id)
-            .bind(w.active)
-            .bind(&w.display_name)
-            .bind(Json(&w.doc))
-            .bind(now())
-            .bind(if_version)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-            if let Some(row) = row {
-                return Ok(Replaced {
-                    user: user_from_row(&row)?,
-                    changed: true,
-                });
-            }
-            // No row updated: gone, stale If-Match, or the document is unchanged.
-            let Some(current) = self.get_user(scope, id).await? else {
-                return Err(StoreError::NotFound);
-            };
-            if if_version.is_some_and(|v| v != current.version) {
-                return Err(StoreError::VersionMismatch);
-            }
-            if current.doc == w.doc {
-                return Ok(Replaced {
-                    user: current,
-                    changed: false,
-                });
-            }
-            // A concurrent writer changed the row in between: try again.
-        }
-        Err(StoreError::VersionMismatch)
+    ) -> Result<Option<StoredUser>> {
+        let row = sqlx::query(
+            "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
+             display_name = $7, doc = $8, version = version + 1, modified_at = $9 \
+             WHERE tenant_id = $1 AND id = $2 AND ($10::bigint IS NULL OR version = $10) \
+             AND doc IS DISTINCT FROM $8 \
+             RETURNING id, version, created_at, modified_at, doc",
+        )
+        .bind(scope.tenant_id())
+        .bind(id)
+        .bind(&w.user_name)
+        .bind(&w.user_name_lower)
+        .bind(&w.external_id)
+        .bind(w.active)
+        .bind(&w.display_name)
+        .bind(Json(&w.doc))
+        .bind(now())
+        .bind(if_version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        row.as_ref().map(user_from_row).transpose()
     }
 
-    pub async fn delete_user(
+    /// Deletes the user if it exists and matches `if_version` (when given).
+    pub async fn delete_user_if(
         &self,
         scope: TenantScope,
         id: Uuid,
         if_version: Option<i64>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let done = sqlx::query(
             "DELETE FROM users WHERE tenant_id = $1 AND id = $2 AND ($3::bigint IS NULL OR version = $3)",
         )
@@ -384,16 +365,6 @@ impl PgStore {
         .execute(&self.pool)
         .await
         .map_err(StoreError::from_sqlx)?;
-        if done.rows_affected() == 1 {
-            return Ok(());
-        }
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM users WHERE tenant_id = $1 AND id = $2")
-                .bind(scope.tenant_id())
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-        Err(explain_miss(current))
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -1,0 +1,141 @@
+//! Authentication (401), authorisation (403) and tenant isolation (404).
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{TestApp, assert_scim_error, json_of};
+use scimd::admin;
+use scimd::auth::TENANT_ADMIN;
+
+/// Sends `GET /Users` with the given Authorization header (or none).
+async fn get_users_with(app: &TestApp, authorization: Option<&str>) -> reqwest::Response {
+    let mut req = app.client.get(format!("{}/Users", app.base));
+    if let Some(value) = authorization {
+        req = req.header("authorization", value);
+    }
+    req.send().await.unwrap()
+}
+
+async fn assert_401(resp: reqwest::Response) -> Value {
+    assert_eq!(
+        resp.headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        Some("Bearer realm=\"scimd\"".to_owned())
+    );
+    let (status, body) = json_of(resp).await;
+    assert_scim_error(status, &body, 401, None);
+    body
+}
+
+both_backends! {
+    async fn every_bad_credential_gets_the_same_401(app) {
+        let (project, key) = app.token.split_once(':').unwrap();
+        let revoked = admin::create_key(&app.store, project, "a", TENANT_ADMIN, None, None).await.unwrap();
+        assert!(admin::revoke_key(&app.store, &revoked.key_id).await.unwrap());
+        let expired = admin::create_key(&app.store, project, "a", TENANT_ADMIN, Some(Duration::ZERO), None).await.unwrap();
+        let other_project = admin::create_project(&app.store, None, "other").await.unwrap();
+
+        let mut wrong_secret = key.to_owned();
+        let last = wrong_secret.pop().unwrap();
+        wrong_secret.push(if last == 'A' { 'B' } else { 'A' });
+
+        let cases: Vec<Option<String>> = vec![
+            None,
+            Some(format!("Basic {}", app.token)),
+            Some("Bearer".to_owned()),
+            Some(format!("Bearer {project}{key}")),
+            Some(format!("Bearer NoSuchProject:{key}")),
+            Some(format!("Bearer {}:{key}", other_project.id)),
+            Some(format!("Bearer {project}:unknownkeyunknownkeyunknownkey0000000000")),
+            Some(format!("Bearer {project}:{wrong_secret}")),
+            Some(format!("Bearer {}", revoked.token)),
+            Some(format!("Bearer {}", expired.token)),
+        ];
+        let mut bodies = Vec::new();
+        for auth in &cases {
+            bodies.push(assert_401(get_users_with(&app, auth.as_deref()).await).await);
+        }
+        assert!(bodies.windows(2).all(|w| w[0] == w[1]), "identical bodies: {bodies:?}");
+
+        // Every method is guarded, and a bad token never reaches the body parser.
+        let resp = app.client.post(format!("{}/Users", app.base)).body("{not json").send().await.unwrap();
+        assert_401(resp).await;
+        let resp = app.client.delete(format!("{}/Users/{}", app.base, uuid::Uuid::now_v7())).send().await.unwrap();
+        assert_401(resp).await;
+
+        // The good token still works, in any scheme casing.
+        assert_eq!(get_users_with(&app, Some(&format!("bearer {}", app.token))).await.status(), StatusCode::OK);
+    }
+
+    async fn revocation_takes_effect(app) {
+        let key = admin::create_key(&app.store, &app.project_id, "a", TENANT_ADMIN, None, None).await.unwrap();
+        let auth = format!("Bearer {}", key.token);
+        assert_eq!(get_users_with(&app, Some(&auth)).await.status(), StatusCode::OK);
+        admin::revoke_key(&app.store, &key.key_id).await.unwrap();
+        assert_401(get_users_with(&app, Some(&auth)).await).await;
+    }
+
+    async fn a_key_without_tenant_admin_is_403(app) {
+        let key = admin::create_key(&app.store, &app.project_id, "a", "auditor", None, None).await.unwrap();
+        let (status, body) = json_of(get_users_with(&app, Some(&format!("Bearer {}", key.token))).await).await;
+        assert_scim_error(status, &body, 403, None);
+        let resp = app.req_as(&key.token, Method::POST, "/Users").json(&json!({"userName": "x"})).send().await.unwrap();
+        let (status, body) = json_of(resp).await;
+        assert_scim_error(status, &body, 403, None);
+        let (_, list) = json_of(app.req(Method::GET, "/Users").send().await.unwrap()).await;
+        assert_eq!(list["totalResults"], 0);
+    }
+
+    async fn users_of_another_tenant_are_404_for_every_method(app) {
+        let user = app.create_user(json!({"userName": "alice", "title": "A"})).await;
+        let id = user["id"].as_str().unwrap();
+        let path = format!("/Users/{id}");
+        let other = app.token_for_new_tenant("b").await;
+
+        let (status, body) = json_of(app.req_as(&other, Method::GET, &path).send().await.unwrap()).await;
+        assert_scim_error(status, &body, 404, None);
+        let resp = app.req_as(&other, Method::PUT, &path).json(&json!({"userName": "alice", "title": "B"})).send().await.unwrap();
+        let (status, body) = json_of(resp).await;
+        assert_scim_error(status, &body, 404, None);
+        let (status, body) = json_of(app.req_as(&other, Method::DELETE, &path).send().await.unwrap()).await;
+        assert_scim_error(status, &body, 404, None);
+        let (_, list) = json_of(app.req_as(&other, Method::GET, "/Users").send().await.unwrap()).await;
+        assert_eq!(list["totalResults"], 0);
+
+        // Untouched for its own tenant; and userName uniqueness is per tenant.
+        let (_, after) = app.get_user(id).await;
+        assert_eq!(after, user);
+        let resp = app.req_as(&other, Method::POST, "/Users").json(&json!({"userName": "ALICE"})).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
+
+    async fn key_use_is_recorded_without_a_write_per_request(app) {
+        let key = admin::create_key(&app.store, &app.project_id, "a", TENANT_ADMIN, None, Some("probe")).await.unwrap();
+        let auth = format!("Bearer {}", key.token);
+        let last_used = || async {
+            let keys = admin::list_keys(&app.store, Some(&app.project_id)).await.unwrap();
+            keys.into_iter().find(|k| k.id == key.key_id).unwrap().last_used_at
+        };
+        assert_eq!(last_used().await, None);
+        assert_eq!(get_users_with(&app, Some(&auth)).await.status(), StatusCode::OK);
+        // The touch runs in the background; wait for it (bounded).
+        let mut first = None;
+        for _ in 0..50 {
+            first = last_used().await;
+            if first.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(first.is_some(), "last_used_at is recorded");
+        for _ in 0..5 {
+            assert_eq!(get_users_with(&app, Some(&auth)).await.status(), StatusCode::OK);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(last_used().await, first, "at most one write a minute");
+    }
+}

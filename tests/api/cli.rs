@@ -1,0 +1,203 @@
+//! The `scimd` binary itself: first start, bootstrap token, admin commands,
+//! graceful shutdown. Each runs against a fresh database of each backend.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::both_backends;
+use crate::helpers::TestApp;
+
+const BIN: &str = env!("CARGO_BIN_EXE_scimd");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `scimd ARGS` to completion against the test's database.
+fn scimd(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("DATABASE_URL", &app.database_url)
+        .env_remove("SCIMD_BOOTSTRAP_TOKEN")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+    )
+}
+
+/// A running `scimd serve` child; killed if the test fails before stopping it.
+struct Server {
+    child: tokio::process::Child,
+    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    url: String,
+}
+
+impl Server {
+    async fn start(database_url: &str, bootstrap: Option<&str>) -> Server {
+        let port = free_port();
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.arg("serve")
+            .env("DATABASE_URL", database_url)
+            .env("SCIMD_BIND", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .env_remove("SCIMD_PUBLIC_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        match bootstrap {
+            Some(t) => cmd.env("SCIMD_BOOTSTRAP_TOKEN", t),
+            None => cmd.env_remove("SCIMD_BOOTSTRAP_TOKEN"),
+        };
+        let mut child = cmd.spawn().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if client.get(format!("{url}/healthz")).send().await.is_ok() {
+                return Server { child, stdout, url };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("scimd did not start listening within 5 s");
+    }
+
+    /// Everything printed to stdout so far, up to a line containing `until`.
+    async fn read_until(&mut self, until: &str) -> String {
+        let mut text = String::new();
+        let read = async {
+            while let Ok(Some(line)) = self.stdout.next_line().await {
+                text.push_str(&line);
+                text.push('\n');
+                if line.contains(until) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+        text
+    }
+
+    /// SIGTERM, then the exit status (bounded wait).
+    async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().unwrap().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("scimd exits within 10 s of SIGTERM")
+            .unwrap()
+    }
+}
+
+async fn list_users(url: &str, token: &str) -> (StatusCode, Value) {
+    let resp = reqwest::Client::new()
+        .get(format!("{url}/scim/v2/Users"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    (resp.status(), resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The test's database, emptied of projects: first start must find none.
+async fn empty_database(app: &TestApp) -> String {
+    // The TestApp's own database already has a project; wipe projects (and
+    // with them tenants, keys, users) to get the first-start situation.
+    app.exec_sql("DELETE FROM projects").await;
+    app.database_url.clone()
+}
+
+both_backends! {
+    async fn first_start_prints_a_working_curl_line_once(app) {
+        let url = empty_database(&app).await;
+        let mut server = Server::start(&url, None).await;
+        let printed = server.read_until("curl").await;
+        let curl = printed.lines().find(|l| l.contains("curl ")).unwrap_or_else(|| panic!("no curl line in {printed:?}"));
+        let token = curl.split("Bearer ").nth(1).unwrap().split('\'').next().unwrap().to_owned();
+        let target = curl.rsplit(' ').next().unwrap();
+        assert_eq!(target, format!("{}/scim/v2/Users", server.url));
+        let (status, body) = list_users(&server.url, &token).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:ListResponse");
+        assert!(server.terminate().await.success(), "graceful shutdown exits 0");
+
+        // A second start finds the project and prints no secret.
+        let mut again = Server::start(&url, None).await;
+        let (status, _) = list_users(&again.url, &token).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(again.terminate().await.success());
+        let rest = again.read_until("\u{0}").await;
+        assert!(!rest.contains("Bearer"), "{rest}");
+    }
+
+    async fn bootstrap_token_is_provisioned_without_printing_it(app) {
+        let url = empty_database(&app).await;
+        let token = "Pbootstrap_01:0123456789abcdefghijklmnopqrstuvwxyz-_.~";
+        let mut server = Server::start(&url, Some(token)).await;
+        let (status, _) = list_users(&server.url, token).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(server.terminate().await.success());
+        let printed = server.read_until("\u{0}").await;
+        assert!(!printed.contains("0123456789abcdef"), "no secret printed: {printed}");
+        // Idempotent across restarts.
+        let mut again = Server::start(&url, Some(token)).await;
+        assert_eq!(list_users(&again.url, token).await.0, StatusCode::OK);
+        assert!(again.terminate().await.success());
+    }
+
+    async fn admin_commands_manage_projects_tenants_and_keys(app) {
+        let (ok, project, err) = scimd(&app, &["admin", "project", "create", "--name", "acme"]);
+        assert!(ok, "{err}");
+        assert!(project.starts_with('P') && project.len() == 28, "{project}");
+        let (ok, tenant, err) = scimd(&app, &["admin", "tenant", "create", "--project", &project, "--name", "prod"]);
+        assert!(ok, "{err}");
+        assert!(uuid::Uuid::parse_str(&tenant).is_ok(), "{tenant}");
+        let (ok, token, err) = scimd(&app, &["admin", "key", "create", "--project", &project, "--tenant", "prod", "--role", "tenant-admin", "--expires-in", "90d", "--name", "entra"]);
+        assert!(ok, "{err}");
+        assert!(token.starts_with(&format!("{project}:")), "{token}");
+        let created = err.lines().find(|l| l.starts_with("created key ")).unwrap_or_else(|| panic!("{err}"));
+        let key_id = created.split_whitespace().nth(2).unwrap().to_owned();
+
+        let resp = reqwest::Client::new().get(format!("{}/Users", app.base)).header("authorization", format!("Bearer {token}")).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+
+        let (ok, list, _) = scimd(&app, &["admin", "key", "list", "--project", &project]);
+        assert!(ok);
+        let row = list.lines().find(|l| l.starts_with(&key_id)).unwrap_or_else(|| panic!("{list}"));
+        assert!(row.contains("active") && row.contains("entra") && row.contains(&tenant), "{row}");
+        assert!(!list.contains(token.split(':').nth(1).unwrap()), "secrets are never listed");
+
+        let (ok, _, err) = scimd(&app, &["admin", "key", "revoke", &key_id]);
+        assert!(ok, "{err}");
+        let resp = reqwest::Client::new().get(format!("{}/Users", app.base)).header("authorization", format!("Bearer {token}")).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        let (_, list, _) = scimd(&app, &["admin", "key", "list"]);
+        assert!(list.lines().any(|l| l.starts_with(&key_id) && l.contains("revoked")), "{list}");
+
+        // Mistakes are reported, not crashed on.
+        let (ok, _, err) = scimd(&app, &["admin", "tenant", "create", "--project", "PnoSuchProject", "--name", "x"]);
+        assert!(!ok && err.contains("does not exist"), "{err}");
+        let (ok, _, err) = scimd(&app, &["admin", "key", "create", "--project", &project, "--tenant", "nope"]);
+        assert!(!ok && err.contains("does not exist"), "{err}");
+        let (ok, _, err) = scimd(&app, &["admin", "key", "revoke", "Knothing"]);
+        assert!(!ok && err.contains("no access key"), "{err}");
+        let (ok, _, err) = scimd(&app, &["admin", "project", "create", "--name", "x", "--id", "bad id!"]);
+        assert!(!ok && err.contains("invalid project id"), "{err}");
+    }
+}

@@ -1,0 +1,460 @@
+//! Test harness: every test gets its own database (a fresh SQLite file, or a
+//! fresh PostgreSQL database) and its own scimd on a random loopback port.
+//!
+//! PostgreSQL is found through `TEST_DATABASE_URL`, else 127.0.0.1:5432
+//! (user postgres), else a throwaway cluster started with the local `initdb`.
+//! Outside CI a missing PostgreSQL skips the PostgreSQL half of each test
+//! with a message; with `CI=true` it is a failure.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::{Method, Response, StatusCode};
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use scimd::admin;
+use scimd::auth::TENANT_ADMIN;
+use scimd::store::{PoolConfig, Store};
+use scimd::{AppState, HttpSettings, app};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each listed test once on SQLite and once on PostgreSQL:
+/// `users::create::sqlite`, `users::create::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($(async fn $name:ident($app:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                async fn run($app: $crate::helpers::TestApp) $body
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    run($crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) = $crate::helpers::TestApp::spawn_postgres().await {
+                        run(app).await
+                    }
+                }
+            }
+        )*
+    };
+}
+
+static PG_ADMIN_URL: OnceCell<Option<String>> = OnceCell::const_new();
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+async fn can_connect(url: &str) -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_secs(3), sqlx::PgConnection::connect(url)).await,
+        Ok(Ok(_))
+    )
+}
+
+/// The URL of a PostgreSQL server this test run may create databases on.
+pub async fn pg_admin_url() -> Option<String> {
+    PG_ADMIN_URL
+        .get_or_init(|| async {
+            if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+                if can_connect(&url).await {
+                    return Some(url);
+                }
+                panic!("TEST_DATABASE_URL is set but PostgreSQL does not answer there");
+            }
+            let local = "postgres://postgres@127.0.0.1:5432/postgres".to_owned();
+            if std::env::var("SCIMD_TEST_PG").as_deref() != Ok("initdb") && can_connect(&local).await {
+                return Some(local);
+            }
+            match tokio::task::spawn_blocking(start_throwaway_cluster).await.expect("cluster start panicked") {
+                Ok(url) => Some(url),
+                Err(e) if in_ci() => panic!("CI=true and no PostgreSQL is available: {e}"),
+                Err(e) => {
+                    eprintln!("warning: PostgreSQL tests are SKIPPED: no server and no throwaway cluster ({e})");
+                    None
+                }
+            }
+        })
+        .await
+        .clone()
+}
+
+fn run_ok(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Starts a private PostgreSQL cluster for this test process with the
+/// server binaries `pg_config --bindir` names. A watchdog stops and removes
+/// it once this process has exited (or after two hours at most).
+fn start_throwaway_cluster() -> Result<String, String> {
+    let bindir = PathBuf::from(run_ok(Command::new("pg_config").arg("--bindir"))?);
+    let dir = std::env::temp_dir().join(format!("scimd-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    // PostgreSQL refuses to run as root: run it as the postgres user then.
+    let as_root = run_ok(Command::new("id").arg("-u"))? == "0";
+    let wrap = |program: PathBuf| {
+        if as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    };
+    if as_root {
+        run_ok(Command::new("chown").args(["postgres:postgres"]).arg(&dir))?;
+    }
+    let data = dir.join("data");
+    run_ok(
+        wrap(bindir.join("initdb"))
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "-D",
+            ])
+            .arg(&data),
+    )?;
+    let opts = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+        dir.display()
+    );
+    run_ok(
+        wrap(bindir.join("pg_ctl"))
+            .args(["-w", "-t", "60", "-D"])
+            .arg(&data)
+            .args(["-l"])
+            .arg(dir.join("log"))
+            .args(["-o", &opts, "start"]),
+    )?;
+    let pg_ctl = bindir.join("pg_ctl");
+    let stop = if as_root {
+        format!(
+            "runuser -u postgres -- {} -D {} -m immediate stop",
+            pg_ctl.display(),
+            data.display()
+        )
+    } else {
+        format!(
+            "{} -D {} -m immediate stop",
+            pg_ctl.display(),
+            data.display()
+        )
+    };
+    let watchdog = format!(
+        "i=0; while kill -0 {pid} 2>/dev/null && [ $i -lt 7200 ]; do sleep 1; i=$((i+1)); done; {stop} >/dev/null 2>&1; rm -rf {dir}",
+        pid = std::process::id(),
+        dir = dir.display()
+    );
+    Command::new("sh")
+        .args(["-c", &watchdog])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    eprintln!("started a throwaway PostgreSQL cluster on 127.0.0.1:{port}");
+    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+}
+
+/// Replaces the database name of a PostgreSQL URL.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let prefix = match base.rfind('/') {
+        Some(i) if base[..i].contains("://") && i > base.find("://").unwrap() + 2 => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{prefix}/{db}?{q}"),
+        None => format!("{prefix}/{db}"),
+    }
+}
+
+/// What a test may clean up after itself.
+enum Scratch {
+    SqliteFile(PathBuf),
+    PostgresDb { admin_url: String, name: String },
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        match self {
+            Scratch::SqliteFile(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Scratch::PostgresDb { admin_url, name } => {
+                let (url, sql) = (
+                    admin_url.clone(),
+                    format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                );
+                // Drop may run inside a runtime: do the blocking work on a thread of its own.
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .ok()?;
+                    rt.block_on(async {
+                        let mut conn = sqlx::PgConnection::connect(&url).await.ok()?;
+                        sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .execute(&mut conn)
+                            .await
+                            .ok()
+                    })
+                })
+                .join();
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub backend: Backend,
+    /// `http://127.0.0.1:PORT/scim/v2`
+    pub base: String,
+    /// `http://127.0.0.1:PORT`
+    pub origin: String,
+    pub database_url: String,
+    pub store: Store,
+    pub project_id: String,
+    /// A tenant-admin token of the default tenant.
+    pub token: String,
+    pub client: reqwest::Client,
+    _scratch: Scratch,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, HttpSettings::default()).await
+    }
+
+    /// `None` (with a message) when no PostgreSQL is available outside CI.
+    pub async fn spawn_postgres() -> Option<TestApp> {
+        pg_admin_url().await?;
+        Some(Self::spawn_with(Backend::Postgres, HttpSettings::default()).await)
+    }
+
+    pub async fn spawn_with(backend: Backend, settings: HttpSettings) -> TestApp {
+        let (database_url, scratch) = Self::fresh_database(backend).await;
+        let pool = PoolConfig {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+        };
+        let store = Store::connect(&database_url, &pool).await.expect("connect");
+        store.migrate().await.expect("migrate");
+
+        let project = admin::create_project(&store, None, "test").await.unwrap();
+        admin::create_tenant(&store, &project.id, "a")
+            .await
+            .unwrap();
+        let key = admin::create_key(&store, &project.id, "a", TENANT_ADMIN, None, None)
+            .await
+            .unwrap();
+
+        // No verification cache: revocation and expiry show at once in tests.
+        let state = AppState::new(store.clone(), settings, Duration::ZERO);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, app(state)).await.unwrap();
+        });
+        let origin = format!("http://{addr}");
+        TestApp {
+            backend,
+            base: format!("{origin}/scim/v2"),
+            origin,
+            database_url,
+            store,
+            project_id: project.id,
+            token: key.token,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            _scratch: scratch,
+        }
+    }
+
+    async fn fresh_database(backend: Backend) -> (String, Scratch) {
+        let name = format!("scimd_test_{}", Uuid::new_v4().simple());
+        match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("{name}.db"));
+                (
+                    format!("sqlite://{}", path.display()),
+                    Scratch::SqliteFile(path),
+                )
+            }
+            Backend::Postgres => {
+                let admin_url = pg_admin_url().await.expect("PostgreSQL is available");
+                let mut conn = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .expect("connect admin");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create database");
+                let url = with_database(&admin_url, &name);
+                (url, Scratch::PostgresDb { admin_url, name })
+            }
+        }
+    }
+
+    /// A tenant-admin token for a new tenant of the same project.
+    pub async fn token_for_new_tenant(&self, tenant: &str) -> String {
+        admin::create_tenant(&self.store, &self.project_id, tenant)
+            .await
+            .unwrap();
+        admin::create_key(
+            &self.store,
+            &self.project_id,
+            tenant,
+            TENANT_ADMIN,
+            None,
+            None,
+        )
+        .await
+        .unwrap()
+        .token
+    }
+
+    /// Runs raw SQL (several statements allowed) on the test's database.
+    pub async fn exec_sql(&self, sql: &'static str) {
+        match &self.store {
+            Store::Postgres(pg) => sqlx::raw_sql(sql).execute(pg.pool()).await.map(drop),
+            Store::Sqlite(lite) => sqlx::raw_sql(sql).execute(lite.pool()).await.map(drop),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// A request with the default tenant's token.
+    pub fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.req_as(&self.token, method, path)
+    }
+
+    pub fn req_as(&self, token: &str, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .headers(headers)
+    }
+
+    /// Sends a SCIM JSON body.
+    pub async fn send_json(&self, method: Method, path: &str, body: &Value) -> Response {
+        self.req(method, path)
+            .header(CONTENT_TYPE, "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a user and returns its representation.
+    pub async fn create_user(&self, body: Value) -> Value {
+        let resp = self.send_json(Method::POST, "/Users", &body).await;
+        let status = resp.status();
+        let json: Value = resp.json().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{json}");
+        json
+    }
+
+    pub async fn get_user(&self, id: &str) -> (StatusCode, Value) {
+        json_of(
+            self.req(Method::GET, &format!("/Users/{id}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+/// Status and JSON body of a response; asserts the SCIM media type.
+pub async fn json_of(resp: Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let ct = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = resp.text().await.unwrap();
+    if text.is_empty() {
+        return (status, Value::Null);
+    }
+    assert!(
+        ct.starts_with("application/scim+json"),
+        "content-type {ct:?} for {text}"
+    );
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+    )
+}
+
+/// Asserts a SCIM error body with the given status and scimType.
+pub fn assert_scim_error(status: StatusCode, body: &Value, want: u16, scim_type: Option<&str>) {
+    assert_eq!(status.as_u16(), want, "{body}");
+    assert_eq!(
+        body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+        "{body}"
+    );
+    assert_eq!(body["status"], want.to_string(), "{body}");
+    assert_eq!(
+        body.get("scimType").and_then(Value::as_str),
+        scim_type,
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
+}
+
+#[test]
+fn with_database_replaces_the_path() {
+    assert_eq!(
+        with_database("postgres://u@h:1/postgres", "x"),
+        "postgres://u@h:1/x"
+    );
+    assert_eq!(
+        with_database("postgres://u@h:1/postgres?sslmode=disable", "x"),
+        "postgres://u@h:1/x?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
+}

@@ -1,0 +1,9 @@
+//! Black-box tests over real HTTP against real databases. All modules are in
+//! one binary so that the suite links once.
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod errors;
+mod users;
