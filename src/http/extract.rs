@@ -41,10 +41,17 @@ impl<S: Send + Sync> FromRequest<S> for ScimJson {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json_content_type(req.headers()) {
+            let given = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("?");
             return Err(ScimError::new(
                 415,
                 Some(ScimType::InvalidSyntax),
-                "The request body must be JSON (application/scim+json)",
+                format!(
+                    "Unsupported Content-Type '{given}': send JSON with Content-Type: application/scim+json (or application/json)"
+                ),
             )
             .into());
         }

@@ -97,7 +97,16 @@ fn request_span<B>(req: &Request<B>) -> tracing::Span {
         path = %req.uri().path(),
         request_id = %request_id,
         key_id = tracing::field::Empty,
+        quirks = tracing::field::Empty,
     )
+}
+
+/// Names, on the request's log line, the compatibility rules that changed
+/// how the request was read (`quirks=entra.bool_string,…`).
+pub(crate) fn record_quirks(quirks: &crate::scim::compat::Quirks) {
+    if !quirks.is_empty() {
+        tracing::Span::current().record("quirks", tracing::field::display(quirks));
+    }
 }
 
 /// The whole application, as `scimd serve` runs it and as tests drive it.
@@ -107,7 +116,10 @@ pub fn app(state: AppState) -> Router {
         .route("/Users", get(users::list).post(users::create))
         .route(
             "/Users/{id}",
-            get(users::get).put(users::replace).delete(users::delete),
+            get(users::get)
+                .put(users::replace)
+                .patch(users::patch)
+                .delete(users::delete),
         );
     Router::new()
         .nest(SCIM_PREFIX, scim)

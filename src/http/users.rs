@@ -10,17 +10,29 @@ use super::error::ApiError;
 use super::etag::IfMatch;
 use super::extract::{BaseUrl, QueryParams, ScimJson, TenantAdmin};
 use super::response::{resource_response, scim_response};
+use crate::scim::compat::Quirks;
 use crate::scim::list::{Page, list_response};
+use crate::scim::patch;
+use crate::scim::projection::Projection;
 use crate::scim::resource::{self, Meta, etag};
 use crate::scim::schema::USER_RESOURCE;
 use crate::scim::{ScimError, ScimType};
-use crate::store::{StoreError, StoredUser, UserWrite};
+use crate::store::{ModifyError, StoreError, StoredUser, UserWrite};
 
 fn location(base: &BaseUrl, id: Uuid) -> String {
     format!("{}/Users/{id}", base.0)
 }
 
-fn render(base: &BaseUrl, user: &StoredUser) -> serde_json::Value {
+/// The projection the request asks for (`attributes`, `excludedAttributes`).
+fn projection(params: &QueryParams) -> Projection {
+    Projection::new(
+        &USER_RESOURCE,
+        params.get("attributes"),
+        params.get("excludedAttributes"),
+    )
+}
+
+fn render(base: &BaseUrl, user: &StoredUser, projection: &Projection) -> serde_json::Value {
     let meta = Meta {
         resource_type: USER_RESOURCE.name,
         created: user.created,
@@ -28,7 +40,11 @@ fn render(base: &BaseUrl, user: &StoredUser) -> serde_json::Value {
         location: location(base, user.id),
         version: user.version,
     };
-    resource::render(&USER_RESOURCE, &user.doc, &user.id.to_string(), &meta)
+    let mut rendered = resource::render(&USER_RESOURCE, &user.doc, &user.id.to_string(), &meta);
+    if let serde_json::Value::Object(map) = &mut rendered {
+        projection.apply(&USER_RESOURCE, map);
+    }
+    rendered
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -52,6 +68,7 @@ pub async fn create(
     State(state): State<AppState>,
     TenantAdmin(scope): TenantAdmin,
     base: BaseUrl,
+    params: QueryParams,
     ScimJson(body): ScimJson,
 ) -> Result<Response, ApiError> {
     let doc = resource::normalize(&USER_RESOURCE, body)?;
@@ -59,7 +76,7 @@ pub async fn create(
         .store()
         .create_user(scope, &UserWrite::from_doc(doc))
         .await?;
-    let body = render(&base, &user);
+    let body = render(&base, &user, &projection(&params));
     Ok(resource_response(
         StatusCode::CREATED,
         &body,
@@ -73,6 +90,7 @@ pub async fn get(
     TenantAdmin(scope): TenantAdmin,
     base: BaseUrl,
     Path(id): Path<String>,
+    params: QueryParams,
 ) -> Result<Response, ApiError> {
     let uuid = parse_id(&id)?;
     let user = state
@@ -82,7 +100,7 @@ pub async fn get(
         .ok_or_else(|| not_found(&id))?;
     Ok(resource_response(
         StatusCode::OK,
-        &render(&base, &user),
+        &render(&base, &user, &projection(&params)),
         &etag(user.version),
         None,
     ))
@@ -112,7 +130,11 @@ pub async fn list(
         .store()
         .list_users(scope, page.offset(), page.count)
         .await?;
-    let resources = users.iter().map(|u| render(&base, u)).collect();
+    let projection = projection(&params);
+    let resources = users
+        .iter()
+        .map(|u| render(&base, u, &projection))
+        .collect();
     Ok(scim_response(
         StatusCode::OK,
         &list_response(total, page, resources),
@@ -124,6 +146,7 @@ pub async fn replace(
     TenantAdmin(scope): TenantAdmin,
     base: BaseUrl,
     Path(id): Path<String>,
+    params: QueryParams,
     headers: HeaderMap,
     ScimJson(body): ScimJson,
 ) -> Result<Response, ApiError> {
@@ -143,7 +166,7 @@ pub async fn replace(
     let user = replaced.user;
     Ok(resource_response(
         StatusCode::OK,
-        &render(&base, &user),
+        &render(&base, &user, &projection(&params)),
         &etag(user.version),
         None,
     ))
@@ -163,4 +186,45 @@ pub async fn delete(
         .await
         .map_err(named(&id))?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `PATCH /Users/{id}` (RFC 7644 §3.5.2): all operations or none.
+pub async fn patch(
+    State(state): State<AppState>,
+    TenantAdmin(scope): TenantAdmin,
+    base: BaseUrl,
+    Path(id): Path<String>,
+    params: QueryParams,
+    headers: HeaderMap,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ApiError> {
+    let uuid = parse_id(&id)?;
+    let if_match = IfMatch::from_headers(&headers)?;
+    let mut quirks = Quirks::default();
+    let ops = patch::parse_request(body, &mut quirks)?;
+    let canonical_id = uuid.to_string();
+    let result = state
+        .store()
+        .modify_user(scope, uuid, if_match.required_version(), |current| {
+            patch::apply(
+                &USER_RESOURCE,
+                &canonical_id,
+                &current.doc,
+                &ops,
+                &mut quirks,
+            )
+        })
+        .await;
+    super::record_quirks(&quirks);
+    let user = match result {
+        Ok(replaced) => replaced.user,
+        Err(ModifyError::Store(e)) => return Err(named(&id)(e)),
+        Err(ModifyError::Change(e)) => return Err(e.into()),
+    };
+    Ok(resource_response(
+        StatusCode::OK,
+        &render(&base, &user, &projection(&params)),
+        &etag(user.version),
+        None,
+    ))
 }

@@ -138,7 +138,11 @@ fn normalize_attributes(
 }
 
 /// Validates one attribute value; `Ok(None)` means "store nothing".
-fn normalize_value(attr: &Attribute, value: Value, path: &str) -> Result<Option<Value>, ScimError> {
+pub(crate) fn normalize_value(
+    attr: &Attribute,
+    value: Value,
+    path: &str,
+) -> Result<Option<Value>, ScimError> {
     if value.is_null() || attr.mutability == Mutability::ReadOnly {
         return Ok(None);
     }
@@ -173,7 +177,8 @@ fn normalize_value(attr: &Attribute, value: Value, path: &str) -> Result<Option<
     Ok(normalized.filter(|_| attr.returned != Returned::Never))
 }
 
-fn normalize_single(
+/// Validates one value of `attr` (one element, for a multi-valued attribute).
+pub(crate) fn normalize_single(
     attr: &Attribute,
     value: Value,
     path: &str,

@@ -4,6 +4,7 @@
 
 pub const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const ENTERPRISE_USER_URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const LIST_RESPONSE_URN: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
@@ -148,6 +149,14 @@ pub struct Schema {
     pub description: &'static str,
     pub attributes: &'static [Attribute],
 }
+
+/// Schemas are identified by their URN.
+impl PartialEq for Schema {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+impl Eq for Schema {}
 
 impl Schema {
     pub fn attribute(&self, name: &str) -> Option<&'static Attribute> {
@@ -420,6 +429,46 @@ pub static USER_RESOURCE: ResourceType = ResourceType {
         schema: &ENTERPRISE_USER_SCHEMA,
         required: false,
     }],
+};
+
+const MEMBER_SUBS: &[Attribute] = &[
+    Attribute::string("value", "Identifier of the member of this Group.")
+        .mutability(Mutability::Immutable),
+    Attribute::reference(
+        "$ref",
+        &["User", "Group"],
+        "The URI corresponding to a SCIM resource that is a member of this Group.",
+    )
+    .mutability(Mutability::Immutable),
+    Attribute::string(
+        "display",
+        "A human-readable name, primarily used for display purposes.",
+    )
+    .mutability(Mutability::ReadOnly),
+    Attribute::string(
+        "type",
+        "A label indicating the type of resource, e.g., 'User' or 'Group'.",
+    )
+    .canonical(&["User", "Group"])
+    .mutability(Mutability::Immutable),
+];
+
+pub static GROUP_SCHEMA: Schema = Schema {
+    id: GROUP_URN,
+    name: "Group",
+    description: "Group",
+    attributes: &[
+        Attribute::string("displayName", "A human-readable name for the Group.").required(),
+        Attribute::complex("members", MEMBER_SUBS, "A list of members of the Group.").multi(),
+    ],
+};
+
+pub static GROUP_RESOURCE: ResourceType = ResourceType {
+    name: "Group",
+    endpoint: "/Groups",
+    description: "Group",
+    schema: &GROUP_SCHEMA,
+    extensions: &[],
 };
 
 /// A common attribute (`id`, `externalId`, `meta`) by name, case-insensitively.

@@ -345,6 +345,56 @@ impl Store {
         Err(StoreError::VersionMismatch)
     }
 
+    /// Read-modify-write with optimistic concurrency: reads the user, asks
+    /// `change` for the new document, and writes it only if the version is
+    /// still the one read. A concurrent writer makes it re-read and re-apply
+    /// (bounded), so concurrent changes never overwrite each other; with
+    /// `if_version` a moved version is a `VersionMismatch` instead. A
+    /// document equal to the current one is not written (no new version).
+    pub async fn modify_user<E>(
+        &self,
+        scope: TenantScope,
+        id: Uuid,
+        if_version: Option<i64>,
+        mut change: impl FnMut(&StoredUser) -> std::result::Result<Map<String, Value>, E>,
+    ) -> std::result::Result<Replaced, ModifyError<E>> {
+        for attempt in 0..MODIFY_ATTEMPTS {
+            let current = self
+                .get_user(scope, id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            if if_version.is_some_and(|v| v != current.version) {
+                return Err(StoreError::VersionMismatch.into());
+            }
+            let doc = change(&current).map_err(ModifyError::Change)?;
+            if doc == current.doc {
+                return Ok(Replaced {
+                    user: current,
+                    changed: false,
+                });
+            }
+            let write = UserWrite::from_doc(doc);
+            let updated = dispatch!(self, s => s.update_user_if_changed(scope, id, &write, Some(current.version)).await)?;
+            match updated {
+                Some(user) => {
+                    return Ok(Replaced {
+                        user,
+                        changed: true,
+                    });
+                }
+                None if if_version.is_some() => return Err(StoreError::VersionMismatch.into()),
+                // Lost the race: back off a little (growing) and re-apply.
+                None => {
+                    tokio::time::sleep(Duration::from_micros(200 * (attempt as u64 % 16 + 1))).await
+                }
+            }
+        }
+        Err(
+            StoreError::Unavailable("too many concurrent modifications of one resource".into())
+                .into(),
+        )
+    }
+
     pub async fn delete_user(
         &self,
         scope: TenantScope,
@@ -359,6 +409,22 @@ impl Store {
             None => Err(StoreError::NotFound),
             Some(_) => Err(StoreError::VersionMismatch),
         }
+    }
+}
+
+/// How often a read-modify-write re-applies its change after losing a race.
+const MODIFY_ATTEMPTS: usize = 100;
+
+/// A failed [`Store::modify_user`]: the store, or the change itself.
+#[derive(Debug)]
+pub enum ModifyError<E> {
+    Store(StoreError),
+    Change(E),
+}
+
+impl<E> From<StoreError> for ModifyError<E> {
+    fn from(e: StoreError) -> Self {
+        ModifyError::Store(e)
     }
 }
 

@@ -6,4 +6,6 @@ mod helpers;
 mod auth;
 mod cli;
 mod errors;
+mod patch;
+mod properties;
 mod users;

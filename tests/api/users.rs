@@ -338,6 +338,37 @@ both_backends! {
         }
     }
 
+    async fn projection_applies_to_every_resource_response(app) {
+        let keys = |v: &Value| -> Vec<String> { let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect(); k.sort(); k };
+        let resp = app.req(Method::POST, "/Users?attributes=userName").json(&full_user("proj")).send().await.unwrap();
+        let (status, created) = json_of(resp).await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(keys(&created), ["id", "schemas", "userName"]);
+        let id = created["id"].as_str().unwrap();
+
+        let (_, got) = json_of(app.req(Method::GET, &format!("/Users/{id}?excludedAttributes=emails,meta,{ENTERPRISE_URN}:manager")).send().await.unwrap()).await;
+        assert!(got.get("emails").is_none() && got.get("meta").is_none());
+        assert_eq!(got["id"], id);
+        assert_eq!(got[ENTERPRISE_URN]["department"], "Tour Operations");
+        assert!(got[ENTERPRISE_URN].get("manager").is_none());
+
+        let (_, list) = json_of(app.req(Method::GET, "/Users?Attributes=name.givenName").send().await.unwrap()).await;
+        assert_eq!(list["Resources"][0], json!({"schemas": created["schemas"], "id": id, "name": {"givenName": "Barbara"}}));
+
+        let resp = app.req(Method::PUT, &format!("/Users/{id}?attributes=title")).json(&full_user("proj")).send().await.unwrap();
+        let (status, put) = json_of(resp).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(keys(&put), ["id", "schemas", "title"]);
+
+        let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "title", "value": "New"}]});
+        let resp = app.req(Method::PATCH, &format!("/Users/{id}?attributes=title,meta.version")).json(&patch).send().await.unwrap();
+        let (status, patched) = json_of(resp).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(patched["title"], "New");
+        assert_eq!(patched["meta"], json!({"version": "W/\"2\""}), "the PUT of an equal body kept version 1");
+        assert!(patched.get("userName").is_none());
+    }
+
     async fn public_url_comes_from_the_host_header(app) {
         let resp = app
             .req(Method::POST, "/Users")
