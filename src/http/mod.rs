@@ -114,6 +114,7 @@ pub fn app(state: AppState) -> Router {
     let settings = state.settings().clone();
     let scim = Router::new()
         .route("/Users", get(users::list).post(users::create))
+        .route("/Users/.search", axum::routing::post(users::search))
         .route(
             "/Users/{id}",
             get(users::get)

@@ -11,12 +11,14 @@ use super::etag::IfMatch;
 use super::extract::{BaseUrl, QueryParams, ScimJson, TenantAdmin};
 use super::response::{resource_response, scim_response};
 use crate::scim::compat::Quirks;
+use crate::scim::filter;
 use crate::scim::list::{Page, list_response};
 use crate::scim::patch;
 use crate::scim::projection::Projection;
 use crate::scim::resource::{self, Meta, etag};
 use crate::scim::schema::USER_RESOURCE;
 use crate::scim::{ScimError, ScimType};
+use crate::store::query::{Sort, UserQuery};
 use crate::store::{ModifyError, StoreError, StoredUser, UserWrite};
 
 fn location(base: &BaseUrl, id: Uuid) -> String {
@@ -106,39 +108,188 @@ pub async fn get(
     ))
 }
 
+/// A list request: from the query string (`GET /Users`) or from a
+/// SearchRequest body (`POST /Users/.search`, RFC 7644 §3.4.3).
+#[derive(Debug, Default)]
+struct ListRequest {
+    filter: Option<String>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
+    start_index: Option<i64>,
+    count: Option<i64>,
+    attributes: Option<String>,
+    excluded_attributes: Option<String>,
+}
+
+impl ListRequest {
+    fn from_query(params: &QueryParams) -> Result<ListRequest, ScimError> {
+        let text = |k: &str| params.get(k).map(str::to_owned);
+        Ok(ListRequest {
+            filter: text("filter"),
+            sort_by: text("sortBy"),
+            sort_order: text("sortOrder"),
+            start_index: params.get_i64("startIndex")?,
+            count: params.get_i64("count")?,
+            attributes: text("attributes"),
+            excluded_attributes: text("excludedAttributes"),
+        })
+    }
+
+    fn from_search(body: serde_json::Value) -> Result<ListRequest, ScimError> {
+        let serde_json::Value::Object(body) = body else {
+            return Err(ScimError::invalid_syntax(
+                "a SearchRequest must be a JSON object",
+            ));
+        };
+        let get = |k: &str| {
+            body.iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v)
+        };
+        let text = |k: &str| -> Result<Option<String>, ScimError> {
+            match get(k) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                // attributes and excludedAttributes are arrays of paths.
+                Some(serde_json::Value::Array(items)) => items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .map(|v| Some(v.join(",")))
+                    .ok_or_else(|| ScimError::invalid_value(format!("'{k}' must hold strings"))),
+                Some(_) => Err(ScimError::invalid_value(format!("'{k}' must be a string"))),
+            }
+        };
+        let int = |k: &str| -> Result<Option<i64>, ScimError> {
+            match get(k) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_i64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                    .map(Some)
+                    .ok_or_else(|| ScimError::invalid_value(format!("'{k}' must be an integer"))),
+            }
+        };
+        Ok(ListRequest {
+            filter: text("filter")?,
+            sort_by: text("sortBy")?,
+            sort_order: text("sortOrder")?,
+            start_index: int("startIndex")?,
+            count: int("count")?,
+            attributes: text("attributes")?,
+            excluded_attributes: text("excludedAttributes")?,
+        })
+    }
+}
+
+async fn run_list(
+    state: &AppState,
+    scope: crate::store::TenantScope,
+    base: &BaseUrl,
+    req: ListRequest,
+) -> Result<Response, ApiError> {
+    let filter = match req
+        .filter
+        .as_deref()
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+    {
+        None => None,
+        Some(text) => {
+            let f = filter::parse_filter(text).map_err(|e| {
+                ScimError::bad_request(ScimType::InvalidFilter, format!("invalid filter: {e}"))
+            })?;
+            filter::validate(&f, filter::Scope::Resource(&USER_RESOURCE))?;
+            Some(f)
+        }
+    };
+    let sort = match req
+        .sort_by
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(text) => {
+            let by = filter::parse_path(text)
+                .ok()
+                .filter(|p| p.filter.is_none())
+                .map(|p| p.attr)
+                .ok_or_else(|| ScimError::invalid_value(format!("invalid sortBy '{text}'")))?;
+            if crate::scim::path::resolve(&USER_RESOURCE, &by).is_err() {
+                return Err(ScimError::invalid_value(format!(
+                    "sortBy '{text}' is not an attribute of User"
+                ))
+                .into());
+            }
+            let descending = match req.sort_order.as_deref().map(str::trim) {
+                None | Some("") => false,
+                Some(o) if o.eq_ignore_ascii_case("ascending") => false,
+                Some(o) if o.eq_ignore_ascii_case("descending") => true,
+                Some(o) => {
+                    return Err(ScimError::invalid_value(format!(
+                        "sortOrder must be 'ascending' or 'descending', not '{o}'"
+                    ))
+                    .into());
+                }
+            };
+            Some(Sort { by, descending })
+        }
+    };
+    let settings = state.settings();
+    let page = Page::new(
+        req.start_index,
+        req.count,
+        settings.default_page_size,
+        settings.max_results,
+    );
+    let query = UserQuery {
+        filter,
+        sort,
+        offset: page.offset(),
+        limit: page.count,
+    };
+    let (total, users) = state
+        .store()
+        .query_users(scope, &query)
+        .await
+        .map_err(|e| match e {
+            StoreError::InvalidQuery(why) => {
+                ApiError(ScimError::bad_request(ScimType::InvalidFilter, why))
+            }
+            other => other.into(),
+        })?;
+    let projection = Projection::new(
+        &USER_RESOURCE,
+        req.attributes.as_deref(),
+        req.excluded_attributes.as_deref(),
+    );
+    let resources = users.iter().map(|u| render(base, u, &projection)).collect();
+    Ok(scim_response(
+        StatusCode::OK,
+        &list_response(total, page, resources),
+    ))
+}
+
+/// `GET /Users` with `filter`, `sortBy`, `sortOrder`, `startIndex`, `count`,
+/// `attributes`, `excludedAttributes`.
 pub async fn list(
     State(state): State<AppState>,
     TenantAdmin(scope): TenantAdmin,
     base: BaseUrl,
     params: QueryParams,
 ) -> Result<Response, ApiError> {
-    if params.get("filter").is_some() {
-        return Err(ScimError::bad_request(
-            ScimType::InvalidFilter,
-            "Filtering is not supported by this version of scimd",
-        )
-        .into());
-    }
-    let settings = state.settings();
-    let page = Page::new(
-        params.get_i64("startIndex")?,
-        params.get_i64("count")?,
-        settings.default_page_size,
-        settings.max_results,
-    );
-    let (total, users) = state
-        .store()
-        .list_users(scope, page.offset(), page.count)
-        .await?;
-    let projection = projection(&params);
-    let resources = users
-        .iter()
-        .map(|u| render(&base, u, &projection))
-        .collect();
-    Ok(scim_response(
-        StatusCode::OK,
-        &list_response(total, page, resources),
-    ))
+    run_list(&state, scope, &base, ListRequest::from_query(&params)?).await
+}
+
+/// `POST /Users/.search` (RFC 7644 §3.4.3).
+pub async fn search(
+    State(state): State<AppState>,
+    TenantAdmin(scope): TenantAdmin,
+    base: BaseUrl,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ApiError> {
+    run_list(&state, scope, &base, ListRequest::from_search(body)?).await
 }
 
 pub async fn replace(

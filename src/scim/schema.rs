@@ -383,6 +383,12 @@ pub static ENTERPRISE_USER_SCHEMA: Schema = Schema {
 /// Attributes every resource has (RFC 7643 §3.1); not part of any schema's
 /// attribute list in `/Schemas`, but validated and projected the same way.
 pub static COMMON_ATTRIBUTES: &[Attribute] = &[
+    // Not an attribute of any schema, but always returned and filterable
+    // (RFC 7644 §3.4.2.2: `schemas eq "urn:…:enterprise:2.0:User"`).
+    Attribute::string("schemas", "The schema URIs of the resource.")
+        .multi()
+        .mutability(Mutability::ReadOnly)
+        .returned(Returned::Always),
     Attribute::string(
         "id",
         "A unique identifier for a SCIM resource as defined by the service provider.",

@@ -3,6 +3,7 @@
 //! takes a [`TenantScope`]: no method reads or writes users across tenants.
 
 mod postgres;
+pub mod query;
 mod sqlite;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -46,6 +47,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored document is corrupt: {0}")]
     Corrupt(String),
+    /// A valid filter or sort this store cannot run.
+    #[error("{0}")]
+    InvalidQuery(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -100,6 +104,9 @@ pub struct UserWrite {
     pub external_id: Option<String>,
     pub active: Option<bool>,
     pub display_name: Option<String>,
+    pub display_name_lower: Option<String>,
+    /// Lower-cased `emails[].value`, for the `emails.value eq` index.
+    pub emails_lower: Vec<String>,
     pub doc: Map<String, Value>,
 }
 
@@ -108,12 +115,26 @@ impl UserWrite {
     pub fn from_doc(doc: Map<String, Value>) -> UserWrite {
         let text = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_owned);
         let user_name = text("userName").unwrap_or_default();
+        let display_name = text("displayName");
+        let emails_lower = doc
+            .get("emails")
+            .and_then(Value::as_array)
+            .map(|emails| {
+                emails
+                    .iter()
+                    .filter_map(|e| e.get("value").and_then(Value::as_str))
+                    .map(str::to_lowercase)
+                    .collect()
+            })
+            .unwrap_or_default();
         UserWrite {
             user_name_lower: user_name.to_lowercase(),
             user_name,
             external_id: text("externalId"),
             active: doc.get("active").and_then(Value::as_bool),
-            display_name: text("displayName"),
+            display_name_lower: display_name.as_deref().map(str::to_lowercase),
+            display_name,
+            emails_lower,
             doc,
         }
     }
@@ -297,15 +318,15 @@ impl Store {
         dispatch!(self, s => s.get_user(scope, id).await)
     }
 
-    /// One page of users in a stable order (by id: UUIDv7, so creation order),
-    /// and the total number of users in the tenant.
-    pub async fn list_users(
+    /// The users matching `q.filter`, sorted by `q.sort` and then by id (a
+    /// stable total order; ids are UUIDv7, so unsorted listings come in
+    /// creation order), one page of them, and how many match in all.
+    pub async fn query_users(
         &self,
         scope: TenantScope,
-        offset: u64,
-        limit: u64,
+        q: &query::UserQuery,
     ) -> Result<(u64, Vec<StoredUser>)> {
-        dispatch!(self, s => s.list_users(scope, offset, limit).await)
+        dispatch!(self, s => s.query_users(scope, q).await)
     }
 
     /// Replaces a user's document with one conditional statement. The version

@@ -7,6 +7,10 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use super::query::{Bind, Dialect, UserQuery, user_list_sql};
+use crate::scim::schema::USER_RESOURCE;
+use sqlx::AssertSqlSafe;
+
 use super::{
     KeyInfo, KeyRecord, NewKey, PoolConfig, Project, Result, StoreError, StoredUser, Tenant,
     TenantScope, UserWrite, now,
@@ -17,6 +21,32 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+}
+
+/// `'<tenant>:<lower-cased email>'` keys for the GIN index on `email_keys`.
+pub(super) fn email_keys(scope: TenantScope, w: &UserWrite) -> Vec<String> {
+    let tenant = scope.tenant_id();
+    w.emails_lower
+        .iter()
+        .map(|e| format!("{tenant}:{e}"))
+        .collect()
+}
+
+fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    binds: &'q [Bind],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    for b in binds {
+        query = match b {
+            Bind::Text(s) => query.bind(s.as_str()),
+            Bind::Bool(v) => query.bind(*v),
+            Bind::Time(t) => query.bind(*t),
+            Bind::Uuid(u) => query.bind(*u),
+            Bind::TextArray(a) => query.bind(a.as_slice()),
+            Bind::Int(i) => query.bind(*i),
+        };
+    }
+    query
 }
 
 fn user_from_row(row: &PgRow) -> Result<StoredUser> {
@@ -253,8 +283,8 @@ impl PgStore {
         let id = Uuid::now_v7();
         let at = now();
         sqlx::query(
-            "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9)",
+            "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc, display_name_lower, email_keys) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9, $10, $11)",
         )
         .bind(scope.tenant_id())
         .bind(id)
@@ -265,6 +295,8 @@ impl PgStore {
         .bind(&w.display_name)
         .bind(at)
         .bind(Json(&w.doc))
+        .bind(&w.display_name_lower)
+        .bind(email_keys(scope, w))
         .execute(&self.pool)
         .await
         .map_err(StoreError::from_sqlx)?;
@@ -289,32 +321,52 @@ impl PgStore {
         row.as_ref().map(user_from_row).transpose()
     }
 
-    pub async fn list_users(
+    pub async fn query_users(
         &self,
         scope: TenantScope,
-        offset: u64,
-        limit: u64,
+        q: &UserQuery,
     ) -> Result<(u64, Vec<StoredUser>)> {
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE tenant_id = $1")
-            .bind(scope.tenant_id())
+        let sql = user_list_sql(Dialect::Postgres, &USER_RESOURCE, scope, q)
+            .map_err(|e| StoreError::InvalidQuery(e.0))?;
+        let (count, page) = (&sql.count, &sql.page);
+        let total: i64 = bind_all(sqlx::query(AssertSqlSafe(count.text.clone())), &count.binds)
             .fetch_one(&self.pool)
             .await
+            .and_then(|row| row.try_get(0))
             .map_err(StoreError::from_sqlx)?;
-        if limit == 0 {
+        if q.limit == 0 {
             return Ok((total as u64, Vec::new()));
         }
-        let rows = sqlx::query(
-            "SELECT id, version, created_at, modified_at, doc FROM users WHERE tenant_id = $1 \
-             ORDER BY id LIMIT $2 OFFSET $3",
-        )
-        .bind(scope.tenant_id())
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        let rows = bind_all(sqlx::query(AssertSqlSafe(page.text.clone())), &page.binds)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
         let users = rows.iter().map(user_from_row).collect::<Result<_>>()?;
         Ok((total as u64, users))
+    }
+
+    /// The query plans (`EXPLAIN`) of a user listing's count and page
+    /// statements: for checking that a filter shape is index-backed.
+    pub async fn explain_users(&self, scope: TenantScope, q: &UserQuery) -> Result<Vec<String>> {
+        let sql = user_list_sql(Dialect::Postgres, &USER_RESOURCE, scope, q)
+            .map_err(|e| StoreError::InvalidQuery(e.0))?;
+        let mut plans = Vec::new();
+        for stmt in [&sql.count, &sql.page] {
+            let rows = bind_all(
+                sqlx::query(AssertSqlSafe(format!("EXPLAIN {}", stmt.text))),
+                &stmt.binds,
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            let lines: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get::<String, _>(0))
+                .collect::<Result<_, _>>()
+                .map_err(StoreError::from_sqlx)?;
+            plans.push(lines.join("\n"));
+        }
+        Ok(plans)
     }
 
     /// The conditional UPDATE of a replace: changes the row only if it exists,
@@ -328,7 +380,8 @@ impl PgStore {
     ) -> Result<Option<StoredUser>> {
         let row = sqlx::query(
             "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
-             display_name = $7, doc = $8, version = version + 1, modified_at = $9 \
+             display_name = $7, doc = $8, version = version + 1, modified_at = $9, \
+             display_name_lower = $11, email_keys = $12 \
              WHERE tenant_id = $1 AND id = $2 AND ($10::bigint IS NULL OR version = $10) \
              AND doc IS DISTINCT FROM $8 \
              RETURNING id, version, created_at, modified_at, doc",
@@ -343,6 +396,8 @@ impl PgStore {
         .bind(Json(&w.doc))
         .bind(now())
         .bind(if_version)
+        .bind(&w.display_name_lower)
+        .bind(email_keys(scope, w))
         .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::from_sqlx)?;

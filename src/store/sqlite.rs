@@ -13,6 +13,10 @@ use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
+use super::query::{Bind, Dialect, UserQuery, user_list_sql};
+use crate::scim::schema::USER_RESOURCE;
+use sqlx::AssertSqlSafe;
+
 use super::{
     KeyInfo, KeyRecord, NewKey, PoolConfig, Project, Result, StoreError, StoredUser, Tenant,
     TenantScope, UserWrite, now,
@@ -52,6 +56,23 @@ where
 fn doc_text(doc: &Map<String, Value>) -> String {
     // A map of JSON values always serialises.
     serde_json::to_string(doc).unwrap_or_else(|_| "{}".to_owned())
+}
+
+fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    binds: &'q [Bind],
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    for b in binds {
+        query = match b {
+            Bind::Text(s) => query.bind(s.as_str()),
+            Bind::Bool(v) => query.bind(*v),
+            Bind::Time(t) => query.bind(millis(*t)),
+            Bind::Uuid(u) => query.bind(u.to_string()),
+            Bind::TextArray(a) => query.bind(serde_json::to_string(a).unwrap_or_default()),
+            Bind::Int(i) => query.bind(*i),
+        };
+    }
+    query
 }
 
 fn user_from_row(row: &SqliteRow) -> Result<StoredUser> {
@@ -294,8 +315,8 @@ impl SqliteStore {
         let id = Uuid::now_v7();
         let at = now();
         sqlx::query(
-            "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9)",
+            "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc, display_name_lower) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9, $10)",
         )
         .bind(scope.tenant_id().to_string())
         .bind(id.to_string())
@@ -306,6 +327,7 @@ impl SqliteStore {
         .bind(&w.display_name)
         .bind(millis(at))
         .bind(doc_text(&w.doc))
+        .bind(&w.display_name_lower)
         .execute(&self.pool)
         .await
         .map_err(StoreError::from_sqlx)?;
@@ -330,30 +352,26 @@ impl SqliteStore {
         row.as_ref().map(user_from_row).transpose()
     }
 
-    pub async fn list_users(
+    pub async fn query_users(
         &self,
         scope: TenantScope,
-        offset: u64,
-        limit: u64,
+        q: &UserQuery,
     ) -> Result<(u64, Vec<StoredUser>)> {
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE tenant_id = $1")
-            .bind(scope.tenant_id().to_string())
+        let sql = user_list_sql(Dialect::Sqlite, &USER_RESOURCE, scope, q)
+            .map_err(|e| StoreError::InvalidQuery(e.0))?;
+        let (count, page) = (&sql.count, &sql.page);
+        let total: i64 = bind_all(sqlx::query(AssertSqlSafe(count.text.clone())), &count.binds)
             .fetch_one(&self.pool)
             .await
+            .and_then(|row| row.try_get(0))
             .map_err(StoreError::from_sqlx)?;
-        if limit == 0 {
+        if q.limit == 0 {
             return Ok((total as u64, Vec::new()));
         }
-        let rows = sqlx::query(
-            "SELECT id, version, created_at, modified_at, doc FROM users WHERE tenant_id = $1 \
-             ORDER BY id LIMIT $2 OFFSET $3",
-        )
-        .bind(scope.tenant_id().to_string())
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        let rows = bind_all(sqlx::query(AssertSqlSafe(page.text.clone())), &page.binds)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
         let users = rows.iter().map(user_from_row).collect::<Result<_>>()?;
         Ok((total as u64, users))
     }
@@ -370,7 +388,7 @@ impl SqliteStore {
         let doc = doc_text(&w.doc);
         let row = sqlx::query(
             "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
-             display_name = $7, doc = $8, version = version + 1, modified_at = $9 \
+             display_name = $7, doc = $8, version = version + 1, modified_at = $9, display_name_lower = $11 \
              WHERE tenant_id = $1 AND id = $2 AND ($10 IS NULL OR version = $10) AND doc IS NOT $8 \
              RETURNING id, version, created_at, modified_at, doc",
         )
@@ -384,6 +402,7 @@ impl SqliteStore {
         .bind(&doc)
         .bind(millis(now()))
         .bind(if_version)
+        .bind(&w.display_name_lower)
         .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::from_sqlx)?;

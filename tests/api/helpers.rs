@@ -350,6 +350,17 @@ impl TestApp {
         .token
     }
 
+    /// The scope of the default tenant ("a"), for calling the store directly.
+    pub async fn scope(&self) -> scimd::store::TenantScope {
+        let tenant = self
+            .store
+            .find_tenant(&self.project_id, "a")
+            .await
+            .unwrap()
+            .unwrap();
+        scimd::store::TenantScope::new(tenant.id)
+    }
+
     /// Runs raw SQL (several statements allowed) on the test's database.
     pub async fn exec_sql(&self, sql: &'static str) {
         match &self.store {

@@ -8,4 +8,5 @@ mod cli;
 mod errors;
 mod patch;
 mod properties;
+mod query;
 mod users;

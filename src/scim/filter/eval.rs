@@ -81,7 +81,9 @@ fn leaf(path: &AttrPath, scope: Scope) -> Result<Leaf, ScimError> {
     }
 }
 
-fn validate(filter: &Filter, scope: Scope) -> Result<(), ScimError> {
+/// Checks that every path of `filter` names an attribute of `scope` and that
+/// every comparison suits the attribute's type (`invalidFilter` otherwise).
+pub fn validate(filter: &Filter, scope: Scope) -> Result<(), ScimError> {
     match filter {
         Filter::And(a, b) | Filter::Or(a, b) => {
             validate(a, scope)?;
@@ -171,13 +173,13 @@ fn eval(filter: &Filter, obj: &Map<String, Value>, scope: Scope) -> bool {
         Filter::Or(a, b) => eval(a, obj, scope) || eval(b, obj, scope),
         Filter::Not(inner) => !eval(inner, obj, scope),
         Filter::Present(path) => {
-            leaf(path, scope).is_ok_and(|l| values(obj, &l).iter().any(|v| is_present(v)))
+            leaf(path, scope).is_ok_and(|l| values(obj, &l, true).iter().any(|v| is_present(v)))
         }
         Filter::Compare { path, op, value } => {
             let Ok(l) = leaf(path, scope) else {
                 return false;
             };
-            let vals = values(obj, &l);
+            let vals = values(obj, &l, matches!(value, CompValue::Null));
             match (op, value) {
                 (CompareOp::Eq, CompValue::Null) => !vals.iter().any(|v| is_present(v)),
                 (CompareOp::Ne, CompValue::Null) => vals.iter().any(|v| is_present(v)),
@@ -210,7 +212,9 @@ fn eval(filter: &Filter, obj: &Map<String, Value>, scope: Scope) -> bool {
 }
 
 /// Every value a path reaches in `obj` (several for multi-valued attributes).
-fn values<'v>(obj: &'v Map<String, Value>, l: &Leaf) -> Vec<&'v Value> {
+/// For `pr` (`presence`), a complex attribute without a sub-attribute is
+/// judged by its own values; for comparisons, by their `value`.
+fn values<'v>(obj: &'v Map<String, Value>, l: &Leaf, presence: bool) -> Vec<&'v Value> {
     if let Some(def) = l.element_attr {
         return obj.get(def.name).into_iter().collect();
     }
@@ -224,7 +228,8 @@ fn values<'v>(obj: &'v Map<String, Value>, l: &Leaf) -> Vec<&'v Value> {
         Value::Array(items) if r.attr.multi_valued => items.iter().collect(),
         other => vec![other],
     };
-    if r.attr.ty == AttrType::Complex {
+    let whole = r.sub.is_none() && (presence || std::ptr::eq(l.def, r.attr));
+    if r.attr.ty == AttrType::Complex && !whole {
         items
             .into_iter()
             .filter_map(|item| item.get(l.def.name))

@@ -6,5 +6,5 @@ mod eval;
 mod parser;
 
 pub use ast::{AttrPath, CompValue, CompareOp, Filter, PatchPath};
-pub use eval::{Scope, matches};
+pub use eval::{Scope, matches, validate};
 pub use parser::{MAX_DEPTH, MAX_LEN, ParseError, parse_filter, parse_path};

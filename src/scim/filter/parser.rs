@@ -167,7 +167,10 @@ impl<'a> Parser<'a> {
         let mut left = self.and_expr(depth, in_brackets)?;
         loop {
             let save = self.pos;
-            if self.skip_ws() && self.eat_keyword("or") && self.skip_ws() {
+            if self.skip_ws()
+                && self.eat_keyword("or")
+                && (self.skip_ws() || self.at_end() || self.peek() == Some(b'('))
+            {
                 let right = self.and_expr(depth, in_brackets)?;
                 left = Filter::Or(Box::new(left), Box::new(right));
             } else {
@@ -181,7 +184,10 @@ impl<'a> Parser<'a> {
         let mut left = self.unary(depth, in_brackets)?;
         loop {
             let save = self.pos;
-            if self.skip_ws() && self.eat_keyword("and") && self.skip_ws() {
+            if self.skip_ws()
+                && self.eat_keyword("and")
+                && (self.skip_ws() || self.at_end() || self.peek() == Some(b'('))
+            {
                 let right = self.unary(depth, in_brackets)?;
                 left = Filter::And(Box::new(left), Box::new(right));
             } else {
@@ -244,11 +250,19 @@ impl<'a> Parser<'a> {
             return Err(self.error(format!("expected an operator after '{path}'")));
         }
         let word = self.peek_word();
+        if word.is_empty() {
+            return Err(self.error(format!(
+                "expected an operator after '{path}' (eq, ne, co, sw, ew, gt, ge, lt, le or pr)"
+            )));
+        }
         if word.eq_ignore_ascii_case("pr") {
             self.pos += 2;
             return Ok(Filter::Present(path));
         }
         let Some(op) = CompareOp::from_keyword(word) else {
+            if path.uri.is_none() && path.sub.is_none() && path.name.eq_ignore_ascii_case("not") {
+                return Err(self.error("expected '(' after 'not'".into()));
+            }
             return Err(self.error(format!(
                 "unknown operator '{word}' (expected eq, ne, co, sw, ew, gt, ge, lt, le or pr)"
             )));

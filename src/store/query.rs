@@ -1,0 +1,800 @@
+//! Compiling a parsed SCIM filter (and `sortBy`) into SQL for one dialect.
+//!
+//! The semantics are those of the in-memory evaluator in
+//! `scim::filter::eval`, which is the oracle the property tests hold this
+//! compiler to. Every literal is a bound parameter; the only text spliced
+//! into SQL comes from the schema tables (attribute names) or from the
+//! compiler itself. Every predicate is two-valued (`COALESCE(…, FALSE)`), so
+//! `not` means exactly "does not match", as in the evaluator.
+//!
+//! Indexed columns serve the lookups clients send on every sync: `id`,
+//! `userName`, `externalId`, `displayName`, `active`, `meta.created`,
+//! `meta.lastModified`, and on PostgreSQL `emails.value eq` (GIN index).
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::TenantScope;
+use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
+use crate::scim::path::{self, Container, Resolved, Target};
+use crate::scim::schema::{AttrType, Attribute, ResourceType};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+/// A bound parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Text(String),
+    Bool(bool),
+    Time(DateTime<Utc>),
+    Uuid(Uuid),
+    TextArray(Vec<String>),
+    Int(i64),
+}
+
+/// Why a filter cannot run as SQL although it is valid SCIM.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unsupported(pub String);
+
+/// A SQL fragment under construction with its parameters (`$1`, `$2`, …).
+#[derive(Debug, Default)]
+pub struct Sql {
+    pub text: String,
+    pub binds: Vec<Bind>,
+}
+
+impl Sql {
+    /// Adds a parameter and returns its placeholder.
+    pub fn bind(&mut self, b: Bind) -> String {
+        self.binds.push(b);
+        format!("${}", self.binds.len())
+    }
+}
+
+/// `sortBy` / `sortOrder`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sort {
+    pub by: AttrPath,
+    pub descending: bool,
+}
+
+/// A page of a filtered, sorted user listing.
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    pub filter: Option<Filter>,
+    pub sort: Option<Sort>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// The users table's indexed columns, by the attribute they mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Id,
+    UserNameLower,
+    ExternalId,
+    DisplayNameLower,
+    Active,
+    Created,
+    Modified,
+}
+
+impl Column {
+    fn sql(self) -> &'static str {
+        match self {
+            Column::Id => "u.id",
+            Column::UserNameLower => "u.user_name_lower",
+            Column::ExternalId => "u.external_id",
+            Column::DisplayNameLower => "u.display_name_lower",
+            Column::Active => "u.active",
+            Column::Created => "u.created_at",
+            Column::Modified => "u.modified_at",
+        }
+    }
+
+    /// Whether the column may be NULL (absent attribute).
+    fn nullable(self) -> bool {
+        matches!(
+            self,
+            Column::ExternalId | Column::DisplayNameLower | Column::Active
+        )
+    }
+
+    /// Whether the column holds the value already folded to lower case.
+    fn folded(self) -> bool {
+        matches!(self, Column::UserNameLower | Column::DisplayNameLower)
+    }
+}
+
+fn column_for(r: &Resolved) -> Option<Column> {
+    if r.container != Container::Core {
+        return None;
+    }
+    Some(match (r.attr.name, r.sub.map(|s| s.name)) {
+        ("id", None) => Column::Id,
+        ("userName", None) => Column::UserNameLower,
+        ("externalId", None) => Column::ExternalId,
+        ("displayName", None) => Column::DisplayNameLower,
+        ("active", None) => Column::Active,
+        ("meta", Some("created")) => Column::Created,
+        ("meta", Some("lastModified")) => Column::Modified,
+        _ => return None,
+    })
+}
+
+/// The compiler for one query.
+pub struct Compiler<'a> {
+    pub dialect: Dialect,
+    pub rt: &'static ResourceType,
+    pub scope: TenantScope,
+    pub sql: &'a mut Sql,
+    /// Set when a predicate uses the `email_keys` GIN index.
+    pub uses_email_index: bool,
+}
+
+fn fold(def: &Attribute, s: &str) -> String {
+    if def.case_exact {
+        s.to_owned()
+    } else {
+        s.to_lowercase()
+    }
+}
+
+/// A JSON object key as a path step (names come from the schema tables).
+fn quoted(key: &str) -> String {
+    format!("\"{key}\"")
+}
+
+/// SQL for the JSON value at `keys` below `base`, as text (strings) or as
+/// JSON (`json = true`; on SQLite its JSON type name).
+fn json_at(d: Dialect, base: &str, keys: &[&str], json: bool) -> String {
+    match d {
+        Dialect::Postgres => {
+            let mut out = base.to_owned();
+            for (i, k) in keys.iter().enumerate() {
+                let arrow = if i + 1 == keys.len() && !json {
+                    "->>"
+                } else {
+                    "->"
+                };
+                out.push_str(&format!("{arrow}'{k}'"));
+            }
+            out
+        }
+        Dialect::Sqlite => {
+            let f = if json { "json_type" } else { "json_extract" };
+            format!("{f}({base}, {})", sqlite_path(keys))
+        }
+    }
+}
+
+fn sqlite_path(keys: &[&str]) -> String {
+    let steps: Vec<String> = keys.iter().map(|k| quoted(k)).collect();
+    if steps.is_empty() {
+        "'$'".to_owned()
+    } else {
+        format!("'$.{}'", steps.join("."))
+    }
+}
+
+/// Present: not null, not `""`, not `[]`, not `{}` (as the evaluator).
+fn json_present(d: Dialect, base: &str, keys: &[&str]) -> String {
+    match d {
+        Dialect::Postgres => {
+            let v = json_at(d, base, keys, true);
+            format!(
+                "COALESCE({v} NOT IN ('null'::jsonb, '\"\"'::jsonb, '[]'::jsonb, '{{}}'::jsonb), FALSE)"
+            )
+        }
+        Dialect::Sqlite => {
+            let p = sqlite_path(keys);
+            format!(
+                "(CASE WHEN json_type({base}, {p}) IS NULL OR json_type({base}, {p}) = 'null' THEN 0 \
+                 WHEN json_type({base}, {p}) = 'text' THEN json_extract({base}, {p}) <> '' \
+                 WHEN json_type({base}, {p}) = 'array' THEN json_array_length({base}, {p}) > 0 \
+                 WHEN json_type({base}, {p}) = 'object' THEN json_extract({base}, {p}) <> '{{}}' \
+                 ELSE 1 END)"
+            )
+        }
+    }
+}
+
+impl Compiler<'_> {
+    /// `WHERE`-clause SQL for `filter` (already validated against the schema).
+    pub fn filter(&mut self, filter: &Filter) -> Result<String, Unsupported> {
+        Ok(match filter {
+            Filter::And(a, b) => format!("({} AND {})", self.filter(a)?, self.filter(b)?),
+            Filter::Or(a, b) => format!("({} OR {})", self.filter(a)?, self.filter(b)?),
+            Filter::Not(inner) => format!("(NOT {})", self.filter(inner)?),
+            Filter::Present(path) => self.present(path)?,
+            Filter::Compare {
+                path,
+                op: op @ (CompareOp::Eq | CompareOp::Ne),
+                value: CompValue::Null,
+            } => {
+                let present = self.present(path)?;
+                if *op == CompareOp::Eq {
+                    format!("(NOT {present})")
+                } else {
+                    present
+                }
+            }
+            Filter::Compare {
+                path,
+                op: CompareOp::Ne,
+                value,
+            } => {
+                let eq = self.compare(path, CompareOp::Eq, value)?;
+                format!("(NOT {eq})")
+            }
+            Filter::Compare { path, op, value } => self.compare(path, *op, value)?,
+            Filter::ValuePath { path, filter } => self.value_path(path, filter)?,
+        })
+    }
+
+    fn resolve(&self, path: &AttrPath) -> Result<Resolved, Unsupported> {
+        match path::resolve(self.rt, path) {
+            Ok(Target::Attribute(r)) => Ok(r),
+            _ => Err(Unsupported(format!("'{path}' cannot be filtered on"))),
+        }
+    }
+
+    /// `EXISTS` over the values of a multi-valued attribute; `pred` gets the
+    /// SQL naming one value.
+    fn exists_value(&self, container_keys: &[&str], pred: impl FnOnce(&str) -> String) -> String {
+        match self.dialect {
+            Dialect::Postgres => {
+                let arr = json_at(self.dialect, "u.doc", container_keys, true);
+                format!(
+                    "EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof({arr}) = 'array' THEN {arr} ELSE '[]'::jsonb END) AS e(v) WHERE {})",
+                    pred("e.v")
+                )
+            }
+            Dialect::Sqlite => {
+                let path: Vec<String> = container_keys.iter().map(|k| quoted(k)).collect();
+                format!(
+                    "EXISTS (SELECT 1 FROM json_each(u.doc, '$.{}') AS e WHERE {})",
+                    path.join("."),
+                    pred("e.value")
+                )
+            }
+        }
+    }
+
+    /// The JSON keys leading to attribute `attr` of `container`.
+    fn keys(container: Container, attr: &'static Attribute) -> Vec<&'static str> {
+        match container {
+            Container::Core => vec![attr.name],
+            Container::Extension(ext) => vec![ext.id, attr.name],
+        }
+    }
+
+    fn present(&mut self, path: &AttrPath) -> Result<String, Unsupported> {
+        let r = self.resolve(path)?;
+        if let Some(col) = column_for(&r) {
+            return Ok(match col {
+                Column::ExternalId | Column::DisplayNameLower | Column::UserNameLower => {
+                    format!("COALESCE({} <> '', FALSE)", col.sql())
+                }
+                _ => format!("({} IS NOT NULL)", col.sql()),
+            });
+        }
+        if r.container == Container::Core && r.attr.name == "meta" {
+            // meta and all its sub-attributes are always there.
+            return Ok("TRUE".to_owned());
+        }
+        let keys = Self::keys(r.container, r.attr);
+        Ok(match (r.attr.multi_valued, r.sub) {
+            (true, Some(sub)) => {
+                let d = self.dialect;
+                self.exists_value(&keys, |e| json_present(d, e, &[sub.name]))
+            }
+            (_, Some(sub)) => {
+                let mut k = keys.clone();
+                k.push(sub.name);
+                json_present(self.dialect, "u.doc", &k)
+            }
+            (_, None) => json_present(self.dialect, "u.doc", &keys),
+        })
+    }
+
+    fn compare(
+        &mut self,
+        path: &AttrPath,
+        op: CompareOp,
+        lit: &CompValue,
+    ) -> Result<String, Unsupported> {
+        let r = self.resolve(path)?;
+        if let Some(col) = column_for(&r) {
+            return self.compare_column(col, r.attr, r.sub, op, lit);
+        }
+        if r.container == Container::Core && r.attr.name == "meta" {
+            return self.compare_meta(r, op, lit);
+        }
+        let keys = Self::keys(r.container, r.attr);
+        // Complex without sub-attribute compares `value`.
+        let def = match r.sub {
+            Some(s) => s,
+            None if r.attr.ty == AttrType::Complex => r
+                .attr
+                .sub_attribute("value")
+                .ok_or_else(|| Unsupported(format!("'{path}' cannot be compared")))?,
+            None => r.attr,
+        };
+        if r.attr.multi_valued {
+            if let (Dialect::Postgres, "emails", "value", CompareOp::Eq, CompValue::String(s)) =
+                (self.dialect, r.attr.name, def.name, op, lit)
+                && r.container == Container::Core
+            {
+                return Ok(self.email_index(s));
+            }
+            let pred = scalar_compare(
+                self.dialect,
+                self.sql,
+                def,
+                op,
+                lit,
+                ScalarAt::Element(def, r.attr.ty == AttrType::Complex),
+            )?;
+            return Ok(self.exists_value(&keys, |e| pred.replace(ELEMENT, e)));
+        }
+        let mut k = keys;
+        if r.attr.ty == AttrType::Complex {
+            k.push(def.name);
+        }
+        scalar_compare(self.dialect, self.sql, def, op, lit, ScalarAt::Doc(k))
+    }
+
+    /// `emails.value eq "…"` through the GIN index on `email_keys`.
+    fn email_index(&mut self, address: &str) -> String {
+        self.uses_email_index = true;
+        let key = format!("{}:{}", self.scope.tenant_id(), address.to_lowercase());
+        let p = self.sql.bind(Bind::TextArray(vec![key]));
+        format!("(u.email_keys @> {p}::text[])")
+    }
+
+    fn compare_meta(
+        &mut self,
+        r: Resolved,
+        op: CompareOp,
+        lit: &CompValue,
+    ) -> Result<String, Unsupported> {
+        match r.sub.map(|s| s.name) {
+            Some("resourceType") => {
+                let CompValue::String(s) = lit else {
+                    return Ok("FALSE".into());
+                };
+                let v = self.rt.name;
+                let hit = match op {
+                    CompareOp::Eq => v == s,
+                    CompareOp::Co => v.contains(s.as_str()),
+                    CompareOp::Sw => v.starts_with(s.as_str()),
+                    CompareOp::Ew => v.ends_with(s.as_str()),
+                    CompareOp::Gt => v > s.as_str(),
+                    CompareOp::Ge => v >= s.as_str(),
+                    CompareOp::Lt => v < s.as_str(),
+                    CompareOp::Le => v <= s.as_str(),
+                    CompareOp::Ne => v != s,
+                };
+                Ok(if hit { "TRUE" } else { "FALSE" }.into())
+            }
+            _ => Err(Unsupported(format!(
+                "filtering on 'meta.{}' is not supported",
+                r.sub.map_or("", |s| s.name)
+            ))),
+        }
+    }
+
+    fn compare_column(
+        &mut self,
+        col: Column,
+        attr: &'static Attribute,
+        sub: Option<&'static Attribute>,
+        op: CompareOp,
+        lit: &CompValue,
+    ) -> Result<String, Unsupported> {
+        let def = sub.unwrap_or(attr);
+        match (col, lit) {
+            (Column::Active, CompValue::Bool(b)) => {
+                let p = self.sql.bind(Bind::Bool(*b));
+                Ok(format!("({0} IS NOT NULL AND {0} = {p})", col.sql()))
+            }
+            (Column::Created | Column::Modified, CompValue::String(s)) => {
+                if matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) {
+                    return Err(Unsupported(format!(
+                        "'{}' supports eq, ne, gt, ge, lt and le",
+                        def.name
+                    )));
+                }
+                let t = DateTime::parse_from_rfc3339(s)
+                    .map_err(|_| Unsupported(format!("'{s}' is not a dateTime")))?
+                    .with_timezone(&Utc);
+                let p = self.sql.bind(Bind::Time(t));
+                Ok(format!("({} {} {p})", col.sql(), sql_op(op)))
+            }
+            (Column::Id, CompValue::String(s)) if self.dialect == Dialect::Postgres => {
+                if op == CompareOp::Eq {
+                    // Only the canonical spelling equals the rendered id (caseExact).
+                    return Ok(match Uuid::parse_str(s) {
+                        Ok(u) if u.to_string() == *s => {
+                            format!("({} = {})", col.sql(), self.sql.bind(Bind::Uuid(u)))
+                        }
+                        _ => "FALSE".into(),
+                    });
+                }
+                text_compare(
+                    self.dialect,
+                    self.sql,
+                    "u.id::text",
+                    false,
+                    false,
+                    def,
+                    op,
+                    s,
+                )
+            }
+            (_, CompValue::String(s)) => text_compare(
+                self.dialect,
+                self.sql,
+                col.sql(),
+                col.folded(),
+                col.nullable(),
+                def,
+                op,
+                s,
+            ),
+            _ => Ok("FALSE".into()),
+        }
+    }
+
+    fn value_path(&mut self, path: &AttrPath, inner: &Filter) -> Result<String, Unsupported> {
+        let r = self.resolve(path)?;
+        let keys = Self::keys(r.container, r.attr);
+        let mut element = ElementCompiler {
+            dialect: self.dialect,
+            parent: r.attr,
+            sql: self.sql,
+        };
+        let pred = element.filter(inner)?;
+        let mut out = self.exists_value(&keys, |e| pred.replace(ELEMENT, e));
+        // emails[value eq "…" and …]: let the GIN index narrow it first.
+        if self.dialect == Dialect::Postgres
+            && r.container == Container::Core
+            && r.attr.name == "emails"
+            && let Some(address) = value_eq(inner)
+        {
+            out = format!("({} AND {out})", self.email_index(&address));
+        }
+        Ok(out)
+    }
+
+    /// `ORDER BY` expression for `sortBy`.
+    pub fn sort_key(&mut self, by: &AttrPath) -> Result<String, Unsupported> {
+        let r = self.resolve(by)?;
+        if let Some(col) = column_for(&r) {
+            return Ok(match (col, self.dialect) {
+                (Column::Id, Dialect::Postgres) => "u.id::text COLLATE \"C\"".into(),
+                (c, Dialect::Postgres) if c.folded() || c == Column::ExternalId => {
+                    format!("{} COLLATE \"C\"", c.sql())
+                }
+                (c, _) => c.sql().into(),
+            });
+        }
+        let keys = Self::keys(r.container, r.attr);
+        let def = match r.sub {
+            Some(s) => s,
+            None if r.attr.ty == AttrType::Complex => r
+                .attr
+                .sub_attribute("value")
+                .ok_or_else(|| Unsupported(format!("cannot sort by '{by}'")))?,
+            None => r.attr,
+        };
+        let text = if r.attr.multi_valued {
+            // The primary value, else the first (RFC 7644 §3.4.2.3).
+            match self.dialect {
+                Dialect::Postgres => {
+                    let arr = json_at(self.dialect, "u.doc", &keys, true);
+                    format!(
+                        "(SELECT e.v->>'{}' FROM jsonb_array_elements(CASE WHEN jsonb_typeof({arr}) = 'array' THEN {arr} ELSE '[]'::jsonb END) WITH ORDINALITY AS e(v, i) \
+                         ORDER BY COALESCE(e.v->'primary' = 'true'::jsonb, FALSE) DESC, e.i LIMIT 1)",
+                        def.name
+                    )
+                }
+                Dialect::Sqlite => {
+                    let path: Vec<String> = keys.iter().map(|k| quoted(k)).collect();
+                    format!(
+                        "(SELECT json_extract(e.value, '$.\"{}\"') FROM json_each(u.doc, '$.{}') AS e \
+                         ORDER BY COALESCE(json_type(e.value, '$.\"primary\"') = 'true', 0) DESC, e.key LIMIT 1)",
+                        def.name,
+                        path.join(".")
+                    )
+                }
+            }
+        } else {
+            let mut k = keys;
+            if r.attr.ty == AttrType::Complex {
+                k.push(def.name);
+            }
+            json_at(self.dialect, "u.doc", &k, false)
+        };
+        let text = if def.case_exact {
+            text
+        } else {
+            format!("lower({text})")
+        };
+        Ok(match self.dialect {
+            Dialect::Postgres => format!("({text}) COLLATE \"C\""),
+            Dialect::Sqlite => text,
+        })
+    }
+}
+
+fn scalar_compare(
+    d: Dialect,
+    sql: &mut Sql,
+    def: &'static Attribute,
+    op: CompareOp,
+    lit: &CompValue,
+    at: ScalarAt,
+) -> Result<String, Unsupported> {
+    let (base, keys): (&str, Vec<&str>) = match &at {
+        ScalarAt::Doc(k) => ("u.doc", k.clone()),
+        ScalarAt::Element(d, true) => (ELEMENT, vec![d.name]),
+        // A value of a multi-valued simple attribute (`schemas`).
+        ScalarAt::Element(_, false) => (ELEMENT, vec![]),
+    };
+    match (def.ty, lit) {
+        (AttrType::Boolean, CompValue::Bool(b)) => Ok(match d {
+            Dialect::Postgres => {
+                let v = json_at(d, base, &keys, true);
+                format!("COALESCE({v} = '{b}'::jsonb, FALSE)")
+            }
+            Dialect::Sqlite => {
+                let v = json_at(d, base, &keys, true);
+                format!("COALESCE({v} = '{b}', FALSE)")
+            }
+        }),
+        (AttrType::String | AttrType::Reference | AttrType::Binary, CompValue::String(s)) => {
+            let text = if keys.is_empty() {
+                // A value of a multi-valued simple attribute: the value itself
+                // (json_each already yields SQLite text for strings).
+                match d {
+                    Dialect::Postgres => format!("({base} #>> '{{}}')"),
+                    Dialect::Sqlite => base.to_owned(),
+                }
+            } else {
+                json_at(d, base, &keys, false)
+            };
+            text_compare(d, sql, &text, false, true, def, op, s)
+        }
+        _ => Err(Unsupported(format!(
+            "comparing '{}' ({:?}) with {lit} is not supported",
+            def.name, def.ty
+        ))),
+    }
+}
+
+/// A string comparison; `folded` says the expression is already lower-cased,
+/// `nullable` that it may be NULL. The result is never NULL, and stays
+/// index-friendly (no function around an indexed column).
+#[allow(clippy::too_many_arguments)]
+fn text_compare(
+    d: Dialect,
+    sql: &mut Sql,
+    expr: &str,
+    folded: bool,
+    nullable: bool,
+    def: &Attribute,
+    op: CompareOp,
+    lit: &str,
+) -> Result<String, Unsupported> {
+    let fold_sql = !def.case_exact && !folded;
+    let lhs = if fold_sql {
+        format!("lower({expr})")
+    } else {
+        expr.to_owned()
+    };
+    let lit = fold(def, lit);
+    if lit.is_empty() && matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) {
+        return Ok(format!("({expr} IS NOT NULL)"));
+    }
+    let p = sql.bind(Bind::Text(lit));
+    let pred = match (op, d) {
+        (CompareOp::Eq, _) => format!("{lhs} = {p}"),
+        (CompareOp::Ne, _) => format!("{lhs} <> {p}"),
+        (CompareOp::Co, Dialect::Postgres) => format!("strpos({lhs}, {p}) > 0"),
+        (CompareOp::Co, Dialect::Sqlite) => format!("instr({lhs}, {p}) > 0"),
+        (CompareOp::Sw, Dialect::Postgres) => format!("starts_with({lhs}, {p})"),
+        (CompareOp::Sw, Dialect::Sqlite) => format!("substr({lhs}, 1, length({p})) = {p}"),
+        (CompareOp::Ew, Dialect::Postgres) => format!("right({lhs}, length({p})) = {p}"),
+        (CompareOp::Ew, Dialect::Sqlite) => format!("substr({lhs}, -length({p})) = {p}"),
+        // Code-point order, as the evaluator compares.
+        (op, Dialect::Postgres) => format!("({lhs}) COLLATE \"C\" {} {p}", sql_op(op)),
+        (op, Dialect::Sqlite) => format!("{lhs} {} {p}", sql_op(op)),
+    };
+    Ok(if nullable {
+        format!("({expr} IS NOT NULL AND {pred})")
+    } else {
+        format!("({pred})")
+    })
+}
+
+/// The placeholder for "the current value" in element predicates, replaced
+/// by the dialect's element alias.
+const ELEMENT: &str = "\u{1}ELEMENT\u{1}";
+
+enum ScalarAt {
+    Doc(Vec<&'static str>),
+    /// Within a value of a multi-valued attribute; `true` when complex.
+    Element(&'static Attribute, bool),
+}
+
+/// Compiles the filter inside `attr[…]`, over one value (`ELEMENT`).
+struct ElementCompiler<'a> {
+    dialect: Dialect,
+    parent: &'static Attribute,
+    sql: &'a mut Sql,
+}
+
+impl ElementCompiler<'_> {
+    fn filter(&mut self, f: &Filter) -> Result<String, Unsupported> {
+        Ok(match f {
+            Filter::And(a, b) => format!("({} AND {})", self.filter(a)?, self.filter(b)?),
+            Filter::Or(a, b) => format!("({} OR {})", self.filter(a)?, self.filter(b)?),
+            Filter::Not(inner) => format!("(NOT {})", self.filter(inner)?),
+            Filter::Present(p) => {
+                let def = self.sub(p)?;
+                json_present(self.dialect, ELEMENT, &[def.name])
+            }
+            Filter::Compare {
+                path,
+                op: op @ (CompareOp::Eq | CompareOp::Ne),
+                value: CompValue::Null,
+            } => {
+                let def = self.sub(path)?;
+                let present = json_present(self.dialect, ELEMENT, &[def.name]);
+                if *op == CompareOp::Eq {
+                    format!("(NOT {present})")
+                } else {
+                    present
+                }
+            }
+            Filter::Compare {
+                path,
+                op: CompareOp::Ne,
+                value,
+            } => {
+                let eq = self.compare(path, CompareOp::Eq, value)?;
+                format!("(NOT {eq})")
+            }
+            Filter::Compare { path, op, value } => self.compare(path, *op, value)?,
+            Filter::ValuePath { .. } => {
+                return Err(Unsupported("value filters cannot be nested".into()));
+            }
+        })
+    }
+
+    fn sub(&self, p: &AttrPath) -> Result<&'static Attribute, Unsupported> {
+        path::resolve_in_element(self.parent, p).map_err(|e| Unsupported(e.0))
+    }
+
+    fn compare(
+        &mut self,
+        p: &AttrPath,
+        op: CompareOp,
+        lit: &CompValue,
+    ) -> Result<String, Unsupported> {
+        let def = self.sub(p)?;
+        scalar_compare(
+            self.dialect,
+            self.sql,
+            def,
+            op,
+            lit,
+            ScalarAt::Element(def, true),
+        )
+    }
+}
+
+/// `value eq "…"` at the top of an `and` chain.
+fn value_eq(f: &Filter) -> Option<String> {
+    match f {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: CompValue::String(s),
+        } if path.uri.is_none()
+            && path.sub.is_none()
+            && path.name.eq_ignore_ascii_case("value") =>
+        {
+            Some(s.clone())
+        }
+        Filter::And(a, b) => value_eq(a).or_else(|| value_eq(b)),
+        _ => None,
+    }
+}
+
+fn sql_op(op: CompareOp) -> &'static str {
+    match op {
+        CompareOp::Eq => "=",
+        CompareOp::Ne => "<>",
+        CompareOp::Gt => ">",
+        CompareOp::Ge => ">=",
+        CompareOp::Lt => "<",
+        CompareOp::Le => "<=",
+        CompareOp::Co | CompareOp::Sw | CompareOp::Ew => {
+            unreachable!("substring operators are not SQL operators")
+        }
+    }
+}
+
+/// The count and page statements of a user listing.
+pub struct ListSql {
+    pub count: Sql,
+    pub page: Sql,
+}
+
+/// Builds `SELECT count(*)` and the page `SELECT` for `q` in tenant `scope`.
+pub fn user_list_sql(
+    dialect: Dialect,
+    rt: &'static ResourceType,
+    scope: TenantScope,
+    q: &UserQuery,
+) -> Result<ListSql, Unsupported> {
+    let mut sql = Sql::default();
+    let tenant = sql.bind(match dialect {
+        Dialect::Postgres => Bind::Uuid(scope.tenant_id()),
+        Dialect::Sqlite => Bind::Text(scope.tenant_id().to_string()),
+    });
+    let mut c = Compiler {
+        dialect,
+        rt,
+        scope,
+        sql: &mut sql,
+        uses_email_index: false,
+    };
+    let predicate = match &q.filter {
+        Some(f) => c.filter(f)?,
+        None => "TRUE".to_owned(),
+    };
+    let order = match &q.sort {
+        Some(sort) => {
+            let key = c.sort_key(&sort.by)?;
+            let dir = if sort.descending { "DESC" } else { "ASC" };
+            // Missing values sort last either way; id makes the order total.
+            format!("{key} {dir} NULLS LAST, u.id")
+        }
+        None => "u.id".to_owned(),
+    };
+    let fenced = c.uses_email_index;
+    let filter = format!("FROM users u WHERE u.tenant_id = {tenant} AND {predicate}");
+    let count = Sql {
+        text: format!("SELECT count(*) {filter}"),
+        binds: sql.binds.clone(),
+    };
+    let mut page = Sql {
+        text: String::new(),
+        binds: sql.binds,
+    };
+    let limit = page.bind(Bind::Int(i64::try_from(q.limit).unwrap_or(i64::MAX)));
+    let offset = page.bind(Bind::Int(i64::try_from(q.offset).unwrap_or(i64::MAX)));
+    page.text = if fenced {
+        // GIN estimates are poor: without the fence the planner may walk the
+        // primary key in id order, filtering, instead of using the index.
+        // `OFFSET 0` keeps the (selective) index lookup first.
+        format!(
+            "SELECT u.id, u.version, u.created_at, u.modified_at, u.doc \
+             FROM (SELECT u.* {filter} OFFSET 0) u ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+        )
+    } else {
+        format!(
+            "SELECT u.id, u.version, u.created_at, u.modified_at, u.doc {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+        )
+    };
+    Ok(ListSql { count, page })
+}
