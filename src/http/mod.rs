@@ -1,6 +1,7 @@
 //! The HTTP edge: routing, middleware and thin handlers that extract,
 //! authorise, call the SCIM core and the store, and render.
 
+mod discovery;
 pub mod error;
 pub mod etag;
 pub mod extract;
@@ -115,6 +116,14 @@ pub fn app(state: AppState) -> Router {
     let scim = Router::new()
         .route("/Users", get(users::list).post(users::create))
         .route("/Users/.search", axum::routing::post(users::search))
+        .route(
+            "/ServiceProviderConfig",
+            get(discovery::service_provider_config),
+        )
+        .route("/Schemas", get(discovery::list_schemas))
+        .route("/Schemas/{urn}", get(discovery::get_schema))
+        .route("/ResourceTypes", get(discovery::list_resource_types))
+        .route("/ResourceTypes/{name}", get(discovery::get_resource_type))
         .route(
             "/Users/{id}",
             get(users::get)

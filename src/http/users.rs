@@ -73,7 +73,10 @@ pub async fn create(
     params: QueryParams,
     ScimJson(body): ScimJson,
 ) -> Result<Response, ApiError> {
-    let doc = resource::normalize(&USER_RESOURCE, body)?;
+    let mut quirks = Quirks::default();
+    let doc = resource::normalize_with(&USER_RESOURCE, body, &mut quirks);
+    super::record_quirks(&quirks);
+    let doc = doc?;
     let user = state
         .store()
         .create_user(scope, &UserWrite::from_doc(doc))
@@ -303,7 +306,10 @@ pub async fn replace(
 ) -> Result<Response, ApiError> {
     let uuid = parse_id(&id)?;
     let if_match = IfMatch::from_headers(&headers)?;
-    let doc = resource::normalize(&USER_RESOURCE, body)?;
+    let mut quirks = Quirks::default();
+    let doc = resource::normalize_with(&USER_RESOURCE, body, &mut quirks);
+    super::record_quirks(&quirks);
+    let doc = doc?;
     let replaced = state
         .store()
         .replace_user(

@@ -2,6 +2,7 @@
 //! No I/O and no async here; nothing in this module knows HTTP or SQL.
 
 pub mod compat;
+pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod list;

@@ -163,7 +163,12 @@ pub fn apply(
     for op in ops {
         engine.operation(op)?;
     }
-    let result = resource::normalize(rt, Value::Object(engine.doc))?;
+    let Engine {
+        doc: patched,
+        quirks,
+        ..
+    } = engine;
+    let result = resource::normalize_with(rt, Value::Object(patched), quirks)?;
     check_immutable(rt, doc, &result)?;
     Ok(result)
 }

@@ -9,6 +9,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
+use super::compat::{self, Quirks};
 use super::error::ScimError;
 use super::schema::{self, AttrType, Attribute, Mutability, ResourceType, Returned};
 
@@ -18,6 +19,16 @@ use super::schema::{self, AttrType, Attribute, Mutability, ResourceType, Returne
 /// canonical spelling; attributes no schema defines are ignored, readOnly
 /// ones are ignored (RFC 7644 §3.5.1), `null` means absent (RFC 7643 §2.5).
 pub fn normalize(rt: &ResourceType, input: Value) -> Result<Map<String, Value>, ScimError> {
+    normalize_with(rt, input, &mut Quirks::default())
+}
+
+/// [`normalize`], applying the value-level compatibility rules
+/// (`compat::coerce_value`) and recording those that fired.
+pub fn normalize_with(
+    rt: &ResourceType,
+    input: Value,
+    quirks: &mut Quirks,
+) -> Result<Map<String, Value>, ScimError> {
     let Value::Object(input) = input else {
         return Err(ScimError::invalid_syntax(
             "the request body must be a JSON object",
@@ -40,7 +51,7 @@ pub fn normalize(rt: &ResourceType, input: Value) -> Result<Map<String, Value>, 
             match value {
                 Value::Null => {}
                 Value::Object(ext_input) => {
-                    let ext_out = normalize_attributes(ext.attributes, ext_input, ext.id)?;
+                    let ext_out = normalize_attributes(ext.attributes, ext_input, ext.id, quirks)?;
                     if !ext_out.is_empty() {
                         out.insert(ext.id.to_owned(), Value::Object(ext_out));
                     }
@@ -56,7 +67,8 @@ pub fn normalize(rt: &ResourceType, input: Value) -> Result<Map<String, Value>, 
             .schema
             .attribute(&key)
             .or_else(|| schema::common_attribute(&key))
-            && let Some(v) = normalize_value(attr, value, attr.name)?
+            && let Some(v) =
+                normalize_value(attr, compat::coerce_value(attr, value, quirks), attr.name)?
         {
             out.insert(attr.name.to_owned(), v);
         }
@@ -118,6 +130,7 @@ fn normalize_attributes(
     attrs: &'static [Attribute],
     input: Map<String, Value>,
     parent: &str,
+    quirks: &mut Quirks,
 ) -> Result<Map<String, Value>, ScimError> {
     let mut out = Map::new();
     for (key, value) in input {
@@ -130,7 +143,7 @@ fn normalize_attributes(
             )));
         }
         let path = format!("{parent}:{}", attr.name);
-        if let Some(v) = normalize_value(attr, value, &path)? {
+        if let Some(v) = normalize_value(attr, compat::coerce_value(attr, value, quirks), &path)? {
             out.insert(attr.name.to_owned(), v);
         }
     }
@@ -189,7 +202,7 @@ pub(crate) fn normalize_single(
             let Value::Object(map) = value else {
                 unreachable!("matched as an object")
             };
-            let out = normalize_attributes(attr.sub_attributes, map, path)?;
+            let out = normalize_attributes(attr.sub_attributes, map, path, &mut Quirks::default())?;
             check_required(attr.sub_attributes, &out, path)?;
             return Ok((!out.is_empty()).then_some(Value::Object(out)));
         }

@@ -45,6 +45,15 @@ struct Server {
 
 impl Server {
     async fn start(database_url: &str, bootstrap: Option<&str>) -> Server {
+        Self::start_logging(database_url, bootstrap, None).await
+    }
+
+    /// Like `start`, with the server's log (JSON lines, level info) in `log`.
+    async fn start_logging(
+        database_url: &str,
+        bootstrap: Option<&str>,
+        log: Option<&std::path::Path>,
+    ) -> Server {
         let port = free_port();
         let mut cmd = tokio::process::Command::new(BIN);
         cmd.arg("serve")
@@ -55,6 +64,11 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        if let Some(path) = log {
+            cmd.env("RUST_LOG", "info")
+                .env("SCIMD_LOG_FORMAT", "json")
+                .stderr(std::fs::File::create(path).unwrap());
+        }
         match bootstrap {
             Some(t) => cmd.env("SCIMD_BOOTSTRAP_TOKEN", t),
             None => cmd.env_remove("SCIMD_BOOTSTRAP_TOKEN"),
@@ -199,5 +213,47 @@ both_backends! {
         assert!(!ok && err.contains("no access key"), "{err}");
         let (ok, _, err) = scimd(&app, &["admin", "project", "create", "--name", "x", "--id", "bad id!"]);
         assert!(!ok && err.contains("invalid project id"), "{err}");
+    }
+}
+
+both_backends! {
+    async fn the_request_log_line_names_the_compatibility_rules_that_fired(app) {
+        let log = std::env::temp_dir().join(format!("scimd-log-{}.jsonl", uuid::Uuid::new_v4()));
+        let token = "Plogtest:0123456789abcdefghijklmnopqrstuvwxyz";
+        let mut server = Server::start_logging(&app.database_url, Some(token), Some(&log)).await;
+        let client = reqwest::Client::new();
+        let created: Value = client
+            .post(format!("{}/scim/v2/Users", server.url))
+            .header("authorization", format!("Bearer {token}"))
+            .json(&serde_json::json!({"userName": "logged", "active": true}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = created["id"].as_str().unwrap();
+        // Entra ID's deactivation with a string boolean.
+        let resp = client
+            .patch(format!("{}/scim/v2/Users/{id}", server.url))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/scim+json")
+            .body(r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Replace","path":"active","value":"False"}]}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(server.terminate().await.success());
+        let text = std::fs::read_to_string(&log).unwrap();
+        let _ = std::fs::remove_file(&log);
+        let lines: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let patch_line = lines
+            .iter()
+            .find(|l| l["span"]["method"] == "PATCH" && l["status"].is_number())
+            .unwrap_or_else(|| panic!("no PATCH response line in:\n{text}"));
+        assert_eq!(patch_line["span"]["quirks"], "entra.capitalised_op,entra.bool_string", "{patch_line}");
+        let post_line = lines.iter().find(|l| l["span"]["method"] == "POST" && l["status"].is_number()).unwrap();
+        assert!(post_line["span"].get("quirks").is_none(), "no rule fired for a plain POST: {post_line}");
+        assert!(!text.contains("0123456789abcdef"), "the token never reaches the log");
     }
 }

@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod discovery;
 mod errors;
 mod patch;
 mod properties;
