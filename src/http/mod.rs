@@ -110,12 +110,58 @@ pub(crate) fn record_quirks(quirks: &crate::scim::compat::Quirks) {
     }
 }
 
+/// The endpoint names under `/scim/v2`, for case-insensitive matching.
+const ENDPOINTS: &[&str] = &[
+    "Users",
+    "Groups",
+    "Schemas",
+    "ResourceTypes",
+    "ServiceProviderConfig",
+    "Bulk",
+    "Me",
+];
+
+/// Tolerant URLs: a trailing slash is ignored (`/Users/` is `/Users`) and
+/// endpoint names match case-insensitively (`/users` is `/Users`), as many
+/// SCIM clients and test suites expect; ids and URNs are left untouched.
+fn normalise_path<B>(mut req: Request<B>) -> Request<B> {
+    let path = req.uri().path();
+    let Some(rest) = path.strip_prefix(SCIM_PREFIX) else {
+        return req;
+    };
+    let trimmed = rest.trim_end_matches('/');
+    let mut segments = trimmed.splitn(3, '/').skip(1);
+    let endpoint = segments.next().unwrap_or("");
+    let canonical = ENDPOINTS
+        .iter()
+        .find(|e| e.eq_ignore_ascii_case(endpoint))
+        .copied();
+    if trimmed.len() == rest.len() && canonical.is_none_or(|c| c == endpoint) {
+        return req;
+    }
+    let tail = segments.next().map(|t| format!("/{t}")).unwrap_or_default();
+    let new_path = format!("{SCIM_PREFIX}/{}{tail}", canonical.unwrap_or(endpoint));
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{new_path}?{q}"),
+        None => new_path,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = path_and_query.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
 /// The whole application, as `scimd serve` runs it and as tests drive it.
 pub fn app(state: AppState) -> Router {
     let settings = state.settings().clone();
     let scim = Router::new()
         .route("/Users", get(users::list).post(users::create))
         .route("/Users/.search", axum::routing::post(users::search))
+        .route("/.search", axum::routing::post(discovery::root_search))
         .route(
             "/ServiceProviderConfig",
             get(discovery::service_provider_config),
@@ -131,31 +177,35 @@ pub fn app(state: AppState) -> Router {
                 .patch(users::patch)
                 .delete(users::delete),
         );
-    Router::new()
+    let routes = Router::new()
         .nest(SCIM_PREFIX, scim)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .with_state(state)
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(request_span)
-                        .on_request(())
-                        .on_response(
-                            tower_http::trace::DefaultOnResponse::new()
-                                .level(Level::INFO)
-                                .latency_unit(tower_http::LatencyUnit::Micros),
-                        ),
-                )
-                .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(tower::util::MapResponseLayer::new(error::scimify_errors))
-                .layer(CatchPanicLayer::new())
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    settings.request_timeout,
-                ))
-                .layer(DefaultBodyLimit::max(settings.body_limit)),
-        )
+        .with_state(state);
+    // URL normalisation runs before routing, so the routes sit behind it.
+    let normalised = tower::ServiceBuilder::new()
+        .map_request(normalise_path::<axum::body::Body>)
+        .service(routes);
+    Router::new().fallback_service(normalised).layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_request(())
+                    .on_response(
+                        tower_http::trace::DefaultOnResponse::new()
+                            .level(Level::INFO)
+                            .latency_unit(tower_http::LatencyUnit::Micros),
+                    ),
+            )
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(tower::util::MapResponseLayer::new(error::scimify_errors))
+            .layer(CatchPanicLayer::new())
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                settings.request_timeout,
+            ))
+            .layer(DefaultBodyLimit::max(settings.body_limit)),
+    )
 }

@@ -124,3 +124,38 @@ async fn healthz_needs_no_auth_and_responses_carry_a_request_id() {
         .unwrap();
     assert_eq!(resp.headers()["x-request-id"], "abc-123");
 }
+
+#[tokio::test]
+async fn endpoint_names_are_case_insensitive_and_trailing_slashes_ignored() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let user = app.create_user(json!({"userName": "slash"})).await;
+    let id = user["id"].as_str().unwrap();
+    for path in [
+        "/users",
+        "/Users/",
+        "/USERS?count=1",
+        "/resourcetypes/user",
+        "/serviceproviderconfig",
+    ] {
+        let (status, body) = json_of(app.req(Method::GET, path).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    let (status, got) = json_of(
+        app.req(Method::GET, &format!("/users/{id}/"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, got["id"].as_str()), (StatusCode::OK, Some(id)));
+    // The id segment itself is not rewritten; a UUID in a path is read as a
+    // UUID, in either case.
+    let (status, _) = json_of(
+        app.req(Method::GET, &format!("/Users/{}", id.to_uppercase()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
