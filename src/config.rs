@@ -78,6 +78,16 @@ pub struct Config {
     #[arg(long, env = "SCIMD_MAX_RESULTS", default_value_t = 1000, global = true)]
     pub max_results: u64,
 
+    /// Most members a group response lists; a larger group is answered with
+    /// `400 tooMany` unless `excludedAttributes=members` is given.
+    #[arg(
+        long,
+        env = "SCIMD_MAX_GROUP_MEMBERS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub max_group_members: u64,
+
     /// How long a verified access key is trusted without asking the
     /// database again: a revoked key stops working within this time.
     #[arg(long, env = "SCIMD_AUTH_CACHE_TTL", default_value = "5s", value_parser = parse_duration, global = true)]
@@ -107,6 +117,7 @@ impl Config {
             default_page_size: self.page_size,
             max_results: self.max_results.max(1),
             body_limit: self.body_limit,
+            max_group_members: self.max_group_members,
             request_timeout: self.request_timeout,
         }
     }

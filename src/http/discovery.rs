@@ -15,7 +15,10 @@ use crate::scim::list::{Page, list_response};
 use crate::scim::schema::{ResourceType, Schema};
 
 /// The resource types this server serves; discovery lists exactly these.
-static SERVED: [&ResourceType; 1] = [&crate::scim::schema::USER_RESOURCE];
+static SERVED: [&ResourceType; 2] = [
+    &crate::scim::schema::USER_RESOURCE,
+    &crate::scim::schema::GROUP_RESOURCE,
+];
 
 fn served() -> &'static [&'static ResourceType] {
     &SERVED
@@ -114,6 +117,6 @@ pub async fn root_search(_: TenantAdmin) -> ApiError {
     ApiError(ScimError::new(
         501,
         None,
-        "Searching several resource types at once is not supported; use /Users/.search",
+        "Searching several resource types at once is not supported; use /Users/.search or /Groups/.search",
     ))
 }

@@ -30,6 +30,12 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(field) => {
                 ScimError::uniqueness(format!("{field} is already in use in this tenant"))
             }
+            StoreError::UnknownMember(id) => {
+                ScimError::invalid_value(format!("member {id} does not exist in this tenant"))
+            }
+            StoreError::NoTarget(why) => {
+                ScimError::bad_request(crate::scim::ScimType::NoTarget, why)
+            }
             StoreError::VersionMismatch => ScimError::precondition_failed(
                 "The resource has changed: its version no longer matches If-Match",
             ),

@@ -5,7 +5,9 @@ mod discovery;
 pub mod error;
 pub mod etag;
 pub mod extract;
+mod groups;
 mod health;
+mod list;
 pub mod response;
 mod users;
 
@@ -39,6 +41,9 @@ pub struct HttpSettings {
     pub default_page_size: u64,
     pub max_results: u64,
     pub body_limit: usize,
+    /// Most members a group response lists (larger groups: `400 tooMany`
+    /// unless members are excluded).
+    pub max_group_members: u64,
     pub request_timeout: Duration,
 }
 
@@ -49,6 +54,7 @@ impl Default for HttpSettings {
             default_page_size: 100,
             max_results: 1000,
             body_limit: 1024 * 1024,
+            max_group_members: 10_000,
             request_timeout: Duration::from_secs(30),
         }
     }
@@ -162,6 +168,15 @@ pub fn app(state: AppState) -> Router {
         .route("/Users", get(users::list).post(users::create))
         .route("/Users/.search", axum::routing::post(users::search))
         .route("/.search", axum::routing::post(discovery::root_search))
+        .route("/Groups", get(groups::list).post(groups::create))
+        .route("/Groups/.search", axum::routing::post(groups::search))
+        .route(
+            "/Groups/{id}",
+            get(groups::get)
+                .put(groups::replace)
+                .patch(groups::patch)
+                .delete(groups::delete),
+        )
         .route(
             "/ServiceProviderConfig",
             get(discovery::service_provider_config),

@@ -9,20 +9,33 @@ use super::AppState;
 use super::error::ApiError;
 use super::etag::IfMatch;
 use super::extract::{BaseUrl, QueryParams, ScimJson, TenantAdmin};
+use super::list::{self, ListRequest};
 use super::response::{resource_response, scim_response};
+use crate::scim::ScimError;
 use crate::scim::compat::Quirks;
-use crate::scim::filter;
-use crate::scim::list::{Page, list_response};
+use crate::scim::list::list_response;
 use crate::scim::patch;
 use crate::scim::projection::Projection;
 use crate::scim::resource::{self, Meta, etag};
 use crate::scim::schema::USER_RESOURCE;
-use crate::scim::{ScimError, ScimType};
-use crate::store::query::{Sort, UserQuery};
-use crate::store::{ModifyError, StoreError, StoredUser, UserWrite};
+use crate::store::{Membership, ModifyError, StoreError, StoredUser, TenantScope, UserWrite};
+use std::collections::HashMap;
 
 fn location(base: &BaseUrl, id: Uuid) -> String {
     format!("{}/Users/{id}", base.0)
+}
+
+/// One user as a response shows it: with its groups, projected.
+async fn render_one(
+    state: &AppState,
+    scope: TenantScope,
+    base: &BaseUrl,
+    user: &StoredUser,
+    params: &QueryParams,
+) -> Result<serde_json::Value, ApiError> {
+    let projection = projection(params);
+    let groups = memberships(state, scope, std::slice::from_ref(user), &projection).await?;
+    Ok(render(base, user, &groups, &projection))
 }
 
 /// The projection the request asks for (`attributes`, `excludedAttributes`).
@@ -34,7 +47,34 @@ fn projection(params: &QueryParams) -> Projection {
     )
 }
 
-fn render(base: &BaseUrl, user: &StoredUser, projection: &Projection) -> serde_json::Value {
+/// The groups of each user, when the response will show them.
+async fn memberships(
+    state: &AppState,
+    scope: TenantScope,
+    users: &[StoredUser],
+    projection: &Projection,
+) -> Result<HashMap<Uuid, Vec<Membership>>, ApiError> {
+    let groups_attr = USER_RESOURCE
+        .schema
+        .attribute("groups")
+        .expect("User has groups");
+    if !projection.includes(groups_attr) {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
+    let mut by_user: HashMap<Uuid, Vec<Membership>> = HashMap::new();
+    for m in state.store().memberships(scope, &ids).await? {
+        by_user.entry(m.user_id).or_default().push(m);
+    }
+    Ok(by_user)
+}
+
+fn render(
+    base: &BaseUrl,
+    user: &StoredUser,
+    groups: &HashMap<Uuid, Vec<Membership>>,
+    projection: &Projection,
+) -> serde_json::Value {
     let meta = Meta {
         resource_type: USER_RESOURCE.name,
         created: user.created,
@@ -44,6 +84,21 @@ fn render(base: &BaseUrl, user: &StoredUser, projection: &Projection) -> serde_j
     };
     let mut rendered = resource::render(&USER_RESOURCE, &user.doc, &user.id.to_string(), &meta);
     if let serde_json::Value::Object(map) = &mut rendered {
+        // The derived, read-only `groups` (direct memberships).
+        if let Some(list) = groups.get(&user.id).filter(|l| !l.is_empty()) {
+            let values = list
+                .iter()
+                .map(|m| {
+                    serde_json::json!({
+                        "value": m.group_id.to_string(),
+                        "$ref": format!("{}/Groups/{}", base.0, m.group_id),
+                        "display": m.display,
+                        "type": "direct",
+                    })
+                })
+                .collect();
+            map.insert("groups".to_owned(), serde_json::Value::Array(values));
+        }
         projection.apply(&USER_RESOURCE, map);
     }
     rendered
@@ -81,7 +136,7 @@ pub async fn create(
         .store()
         .create_user(scope, &UserWrite::from_doc(doc))
         .await?;
-    let body = render(&base, &user, &projection(&params));
+    let body = render(&base, &user, &HashMap::new(), &projection(&params));
     Ok(resource_response(
         StatusCode::CREATED,
         &body,
@@ -105,172 +160,32 @@ pub async fn get(
         .ok_or_else(|| not_found(&id))?;
     Ok(resource_response(
         StatusCode::OK,
-        &render(&base, &user, &projection(&params)),
+        &render_one(&state, scope, &base, &user, &params).await?,
         &etag(user.version),
         None,
     ))
 }
 
-/// A list request: from the query string (`GET /Users`) or from a
-/// SearchRequest body (`POST /Users/.search`, RFC 7644 §3.4.3).
-#[derive(Debug, Default)]
-struct ListRequest {
-    filter: Option<String>,
-    sort_by: Option<String>,
-    sort_order: Option<String>,
-    start_index: Option<i64>,
-    count: Option<i64>,
-    attributes: Option<String>,
-    excluded_attributes: Option<String>,
-}
-
-impl ListRequest {
-    fn from_query(params: &QueryParams) -> Result<ListRequest, ScimError> {
-        let text = |k: &str| params.get(k).map(str::to_owned);
-        Ok(ListRequest {
-            filter: text("filter"),
-            sort_by: text("sortBy"),
-            sort_order: text("sortOrder"),
-            start_index: params.get_i64("startIndex")?,
-            count: params.get_i64("count")?,
-            attributes: text("attributes"),
-            excluded_attributes: text("excludedAttributes"),
-        })
-    }
-
-    fn from_search(body: serde_json::Value) -> Result<ListRequest, ScimError> {
-        let serde_json::Value::Object(body) = body else {
-            return Err(ScimError::invalid_syntax(
-                "a SearchRequest must be a JSON object",
-            ));
-        };
-        let get = |k: &str| {
-            body.iter()
-                .find(|(key, _)| key.eq_ignore_ascii_case(k))
-                .map(|(_, v)| v)
-        };
-        let text = |k: &str| -> Result<Option<String>, ScimError> {
-            match get(k) {
-                None | Some(serde_json::Value::Null) => Ok(None),
-                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-                // attributes and excludedAttributes are arrays of paths.
-                Some(serde_json::Value::Array(items)) => items
-                    .iter()
-                    .map(|i| i.as_str().map(str::to_owned))
-                    .collect::<Option<Vec<_>>>()
-                    .map(|v| Some(v.join(",")))
-                    .ok_or_else(|| ScimError::invalid_value(format!("'{k}' must hold strings"))),
-                Some(_) => Err(ScimError::invalid_value(format!("'{k}' must be a string"))),
-            }
-        };
-        let int = |k: &str| -> Result<Option<i64>, ScimError> {
-            match get(k) {
-                None | Some(serde_json::Value::Null) => Ok(None),
-                Some(v) => v
-                    .as_i64()
-                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                    .map(Some)
-                    .ok_or_else(|| ScimError::invalid_value(format!("'{k}' must be an integer"))),
-            }
-        };
-        Ok(ListRequest {
-            filter: text("filter")?,
-            sort_by: text("sortBy")?,
-            sort_order: text("sortOrder")?,
-            start_index: int("startIndex")?,
-            count: int("count")?,
-            attributes: text("attributes")?,
-            excluded_attributes: text("excludedAttributes")?,
-        })
-    }
-}
-
 async fn run_list(
     state: &AppState,
-    scope: crate::store::TenantScope,
+    scope: TenantScope,
     base: &BaseUrl,
     req: ListRequest,
 ) -> Result<Response, ApiError> {
-    let filter = match req
-        .filter
-        .as_deref()
-        .map(str::trim)
-        .filter(|f| !f.is_empty())
-    {
-        None => None,
-        Some(text) => {
-            let f = filter::parse_filter(text).map_err(|e| {
-                ScimError::bad_request(ScimType::InvalidFilter, format!("invalid filter: {e}"))
-            })?;
-            filter::validate(&f, filter::Scope::Resource(&USER_RESOURCE))?;
-            Some(f)
-        }
-    };
-    let sort = match req
-        .sort_by
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        None => None,
-        Some(text) => {
-            let by = filter::parse_path(text)
-                .ok()
-                .filter(|p| p.filter.is_none())
-                .map(|p| p.attr)
-                .ok_or_else(|| ScimError::invalid_value(format!("invalid sortBy '{text}'")))?;
-            if crate::scim::path::resolve(&USER_RESOURCE, &by).is_err() {
-                return Err(ScimError::invalid_value(format!(
-                    "sortBy '{text}' is not an attribute of User"
-                ))
-                .into());
-            }
-            let descending = match req.sort_order.as_deref().map(str::trim) {
-                None | Some("") => false,
-                Some(o) if o.eq_ignore_ascii_case("ascending") => false,
-                Some(o) if o.eq_ignore_ascii_case("descending") => true,
-                Some(o) => {
-                    return Err(ScimError::invalid_value(format!(
-                        "sortOrder must be 'ascending' or 'descending', not '{o}'"
-                    ))
-                    .into());
-                }
-            };
-            Some(Sort { by, descending })
-        }
-    };
-    let settings = state.settings();
-    let page = Page::new(
-        req.start_index,
-        req.count,
-        settings.default_page_size,
-        settings.max_results,
-    );
-    let query = UserQuery {
-        filter,
-        sort,
-        offset: page.offset(),
-        limit: page.count,
-    };
+    let plan = req.plan(&USER_RESOURCE, state.settings())?;
     let (total, users) = state
         .store()
-        .query_users(scope, &query)
+        .query_users(scope, &plan.query)
         .await
-        .map_err(|e| match e {
-            StoreError::InvalidQuery(why) => {
-                ApiError(ScimError::bad_request(ScimType::InvalidFilter, why))
-            }
-            other => other.into(),
-        })?;
-    let projection = Projection::new(
-        &USER_RESOURCE,
-        req.attributes.as_deref(),
-        req.excluded_attributes.as_deref(),
-    );
-    let resources = users.iter().map(|u| render(base, u, &projection)).collect();
+        .map_err(list::store_error)?;
+    let groups = memberships(state, scope, &users, &plan.projection).await?;
+    let resources = users
+        .iter()
+        .map(|u| render(base, u, &groups, &plan.projection))
+        .collect();
     Ok(scim_response(
         StatusCode::OK,
-        &list_response(total, page, resources),
+        &list_response(total, plan.page, resources),
     ))
 }
 
@@ -323,7 +238,7 @@ pub async fn replace(
     let user = replaced.user;
     Ok(resource_response(
         StatusCode::OK,
-        &render(&base, &user, &projection(&params)),
+        &render_one(&state, scope, &base, &user, &params).await?,
         &etag(user.version),
         None,
     ))
@@ -380,7 +295,7 @@ pub async fn patch(
     };
     Ok(resource_response(
         StatusCode::OK,
-        &render(&base, &user, &projection(&params)),
+        &render_one(&state, scope, &base, &user, &params).await?,
         &etag(user.version),
         None,
     ))

@@ -830,3 +830,147 @@ fn check_immutable(
     }
     Ok(())
 }
+
+/// A change to a membership that is stored as rows, not in the document
+/// (a group's `members`): what a PATCH asks for, executed by the store as
+/// inserts and deletes without loading the member list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Add these ids; members already present stay (no error).
+    Add(Vec<String>),
+    /// Remove these ids where present (Entra's value list); absent ones are no-ops.
+    Remove(Vec<String>),
+    /// `members[value eq "…"]`: remove these; if none of them is a member,
+    /// the request fails with `noTarget` (RFC 7644 §3.5.2.2).
+    RemoveMatching(Vec<String>),
+    RemoveAll,
+    /// Replace the whole set.
+    ReplaceAll(Vec<String>),
+}
+
+/// The member ids of a `members` value: objects with a string `value`.
+fn member_ids(value: Option<&Value>, attr: &str) -> Result<Vec<String>, ScimError> {
+    let items: Vec<&Value> = match value {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(v @ Value::Object(_)) => vec![v],
+        Some(_) => {
+            return Err(ScimError::invalid_value(format!(
+                "'{attr}' needs objects with a 'value'"
+            )));
+        }
+    };
+    items
+        .into_iter()
+        .map(
+            |item| match item.as_object().and_then(|o| member(o, "value")) {
+                Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+                _ => Err(ScimError::invalid_value(format!(
+                    "each value of '{attr}' needs a string 'value' (the member's id)"
+                ))),
+            },
+        )
+        .collect()
+}
+
+/// The ids a `value eq "…"` filter (or an `or` of them) selects.
+fn filter_ids(f: &Filter) -> Option<Vec<String>> {
+    match f {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: CompValue::String(s),
+        } if path.uri.is_none()
+            && path.sub.is_none()
+            && path.name.eq_ignore_ascii_case("value") =>
+        {
+            Some(vec![s.clone()])
+        }
+        Filter::Or(a, b) => {
+            let mut ids = filter_ids(a)?;
+            ids.extend(filter_ids(b)?);
+            Some(ids)
+        }
+        _ => None,
+    }
+}
+
+/// Splits `ops` into operations on the document and changes to the
+/// row-stored multi-valued attribute `attr` of `rt` (a group's `members`).
+pub fn split_row_attribute(
+    rt: &'static ResourceType,
+    attr: &str,
+    ops: Vec<Operation>,
+    quirks: &mut Quirks,
+) -> Result<(Vec<Operation>, Vec<MemberChange>), ScimError> {
+    let mut doc_ops = Vec::with_capacity(ops.len());
+    let mut changes = Vec::new();
+    for op in ops {
+        match &op.path {
+            Some(path) => {
+                let is_attr = matches!(
+                    path::resolve(rt, &path.attr),
+                    Ok(Target::Attribute(r)) if r.attr.name.eq_ignore_ascii_case(attr)
+                );
+                if !is_attr {
+                    doc_ops.push(op);
+                    continue;
+                }
+                if path.attr.sub.is_some() || path.sub_after_filter.is_some() {
+                    return Err(mutability(format!(
+                        "the sub-attributes of '{attr}' are immutable: add or remove whole members"
+                    )));
+                }
+                let change = match (&path.filter, op.op) {
+                    (Some(f), OpKind::Remove) => MemberChange::RemoveMatching(filter_ids(f).ok_or_else(|| {
+                        invalid_path(format!(
+                            "members can be selected by value only, e.g. {attr}[value eq \"<id>\"]"
+                        ))
+                    })?),
+                    (Some(_), _) => {
+                        return Err(invalid_path(format!(
+                            "'{attr}[…]' can only be removed; add or replace members as a whole"
+                        )));
+                    }
+                    (None, OpKind::Add) => MemberChange::Add(member_ids(op.value.as_ref(), attr)?),
+                    (None, OpKind::Replace) => match member_ids(op.value.as_ref(), attr)? {
+                        ids if ids.is_empty() => MemberChange::RemoveAll,
+                        ids => MemberChange::ReplaceAll(ids),
+                    },
+                    (None, OpKind::Remove) => match &op.value {
+                        Some(v) if !v.is_null() => {
+                            quirks.fire(compat::REMOVE_BY_VALUE_LIST);
+                            MemberChange::Remove(member_ids(Some(v), attr)?)
+                        }
+                        _ => MemberChange::RemoveAll,
+                    },
+                };
+                changes.push(change);
+            }
+            None => {
+                let Some(Value::Object(mut map)) = op.value.clone() else {
+                    doc_ops.push(op);
+                    continue;
+                };
+                let key = map.keys().find(|k| k.eq_ignore_ascii_case(attr)).cloned();
+                if let Some(key) = key {
+                    let value = map.remove(&key);
+                    let ids = member_ids(value.as_ref(), attr)?;
+                    changes.push(match op.op {
+                        OpKind::Add => MemberChange::Add(ids),
+                        _ if ids.is_empty() => MemberChange::RemoveAll,
+                        _ => MemberChange::ReplaceAll(ids),
+                    });
+                }
+                if !map.is_empty() {
+                    doc_ops.push(Operation {
+                        op: op.op,
+                        path: None,
+                        value: Some(Value::Object(map)),
+                    });
+                }
+            }
+        }
+    }
+    Ok((doc_ops, changes))
+}

@@ -3,8 +3,10 @@
 //! takes a [`TenantScope`]: no method reads or writes users across tenants.
 
 mod postgres;
+mod postgres_groups;
 pub mod query;
 mod sqlite;
+mod sqlite_groups;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Map, Value};
@@ -47,6 +49,12 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored document is corrupt: {0}")]
     Corrupt(String),
+    /// A member id that names no user or group of the tenant.
+    #[error("member {0} does not exist")]
+    UnknownMember(String),
+    /// A selection (`members[value eq …]`) that matched nothing.
+    #[error("{0}")]
+    NoTarget(String),
     /// A valid filter or sort this store cannot run.
     #[error("{0}")]
     InvalidQuery(String),
@@ -144,6 +152,90 @@ impl UserWrite {
 #[derive(Debug)]
 pub struct Replaced {
     pub user: StoredUser,
+    pub changed: bool,
+}
+
+/// A group as stored: its members live in their own table.
+#[derive(Debug, Clone)]
+pub struct StoredGroup {
+    pub id: Uuid,
+    pub version: i64,
+    pub created: DateTime<Utc>,
+    pub modified: DateTime<Utc>,
+    pub doc: Map<String, Value>,
+}
+
+/// What a group create or replace writes besides its members.
+#[derive(Debug, Clone)]
+pub struct GroupWrite {
+    pub display_name: String,
+    pub display_name_lower: String,
+    pub external_id: Option<String>,
+    pub doc: Map<String, Value>,
+}
+
+impl GroupWrite {
+    /// Derives the indexed columns from a validated Group document (without members).
+    pub fn from_doc(doc: Map<String, Value>) -> GroupWrite {
+        let display_name = doc
+            .get("displayName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        GroupWrite {
+            display_name_lower: display_name.to_lowercase(),
+            display_name,
+            external_id: doc
+                .get("externalId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            doc,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberKind {
+    User,
+    Group,
+}
+
+impl MemberKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberKind::User => "User",
+            MemberKind::Group => "Group",
+        }
+    }
+    fn parse(s: &str) -> MemberKind {
+        if s == "Group" {
+            MemberKind::Group
+        } else {
+            MemberKind::User
+        }
+    }
+}
+
+/// One member of a group, with the name to show for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: Uuid,
+    pub kind: MemberKind,
+    pub display: Option<String>,
+}
+
+/// A group a user belongs to (the user's derived `groups` attribute).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub user_id: Uuid,
+    pub group_id: Uuid,
+    pub display: String,
+}
+
+/// The outcome of a group write: the group, and whether anything changed.
+#[derive(Debug)]
+pub struct GroupWritten {
+    pub group: StoredGroup,
     pub changed: bool,
 }
 
@@ -414,6 +506,96 @@ impl Store {
             StoreError::Unavailable("too many concurrent modifications of one resource".into())
                 .into(),
         )
+    }
+
+    // --- groups --------------------------------------------------------------
+
+    /// Creates a group and its members in one transaction.
+    pub async fn create_group(
+        &self,
+        scope: TenantScope,
+        write: GroupWrite,
+        members: Vec<String>,
+    ) -> Result<StoredGroup> {
+        // In a task of its own: a dropped request cannot leave it half-done.
+        let store = self.clone();
+        tokio::spawn(async move {
+            let store = &store;
+            dispatch!(store, s => s.create_group(scope, write, members).await)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("group write task failed: {e}")))?
+    }
+
+    pub async fn get_group(&self, scope: TenantScope, id: Uuid) -> Result<Option<StoredGroup>> {
+        dispatch!(self, s => s.get_group(scope, id).await)
+    }
+
+    /// How many members a group has, and the first `limit` of them.
+    pub async fn group_members(
+        &self,
+        scope: TenantScope,
+        id: Uuid,
+        limit: u64,
+    ) -> Result<(u64, Vec<Member>)> {
+        dispatch!(self, s => s.group_members(scope, id, limit).await)
+    }
+
+    pub async fn query_groups(
+        &self,
+        scope: TenantScope,
+        q: &query::UserQuery,
+    ) -> Result<(u64, Vec<StoredGroup>)> {
+        dispatch!(self, s => s.query_groups(scope, q).await)
+    }
+
+    /// The groups each of `users` belongs to directly.
+    pub async fn memberships(&self, scope: TenantScope, users: &[Uuid]) -> Result<Vec<Membership>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, s => s.memberships(scope, users).await)
+    }
+
+    /// Changes a group in one transaction, with the group row locked: the
+    /// document through `change`, the members through `members` (row inserts
+    /// and deletes). The version moves only if something changed.
+    pub async fn modify_group<E: Send + 'static>(
+        &self,
+        scope: TenantScope,
+        id: Uuid,
+        if_version: Option<i64>,
+        change: impl FnOnce(&Map<String, Value>) -> std::result::Result<Map<String, Value>, E>
+        + Send
+        + 'static,
+        members: Vec<crate::scim::patch::MemberChange>,
+    ) -> std::result::Result<GroupWritten, ModifyError<E>> {
+        // In a task of its own: a dropped request cannot leave it half-done.
+        let store = self.clone();
+        let task = tokio::spawn(async move {
+            let store = &store;
+            dispatch!(store, s => s.modify_group(scope, id, if_version, change, members).await)
+        });
+        task.await.map_err(|e| {
+            ModifyError::Store(StoreError::Unavailable(format!(
+                "group write task failed: {e}"
+            )))
+        })?
+    }
+
+    pub async fn delete_group(
+        &self,
+        scope: TenantScope,
+        id: Uuid,
+        if_version: Option<i64>,
+    ) -> Result<()> {
+        if dispatch!(self, s => s.delete_group_if(scope, id, if_version).await)? {
+            return Ok(());
+        }
+        match self.get_group(scope, id).await? {
+            None => Err(StoreError::NotFound),
+            Some(_) => Err(StoreError::VersionMismatch),
+        }
     }
 
     pub async fn delete_user(

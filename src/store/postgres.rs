@@ -7,7 +7,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::query::{Bind, Dialect, UserQuery, user_list_sql};
+use super::query::{Bind, Dialect, UserQuery, list_sql};
 use crate::scim::schema::USER_RESOURCE;
 use sqlx::AssertSqlSafe;
 
@@ -32,7 +32,7 @@ pub(super) fn email_keys(scope: TenantScope, w: &UserWrite) -> Vec<String> {
         .collect()
 }
 
-fn bind_all<'q>(
+pub(super) fn bind_all<'q>(
     mut query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     binds: &'q [Bind],
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
@@ -326,7 +326,7 @@ impl PgStore {
         scope: TenantScope,
         q: &UserQuery,
     ) -> Result<(u64, Vec<StoredUser>)> {
-        let sql = user_list_sql(Dialect::Postgres, &USER_RESOURCE, scope, q)
+        let sql = list_sql(Dialect::Postgres, &USER_RESOURCE, scope, q)
             .map_err(|e| StoreError::InvalidQuery(e.0))?;
         let (count, page) = (&sql.count, &sql.page);
         let total: i64 = bind_all(sqlx::query(AssertSqlSafe(count.text.clone())), &count.binds)
@@ -348,7 +348,7 @@ impl PgStore {
     /// The query plans (`EXPLAIN`) of a user listing's count and page
     /// statements: for checking that a filter shape is index-backed.
     pub async fn explain_users(&self, scope: TenantScope, q: &UserQuery) -> Result<Vec<String>> {
-        let sql = user_list_sql(Dialect::Postgres, &USER_RESOURCE, scope, q)
+        let sql = list_sql(Dialect::Postgres, &USER_RESOURCE, scope, q)
             .map_err(|e| StoreError::InvalidQuery(e.0))?;
         let mut plans = Vec::new();
         for stmt in [&sql.count, &sql.page] {

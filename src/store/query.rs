@@ -111,13 +111,13 @@ impl Column {
     }
 }
 
-fn column_for(r: &Resolved) -> Option<Column> {
+fn column_for(rt: &ResourceType, r: &Resolved) -> Option<Column> {
     if r.container != Container::Core {
         return None;
     }
     Some(match (r.attr.name, r.sub.map(|s| s.name)) {
         ("id", None) => Column::Id,
-        ("userName", None) => Column::UserNameLower,
+        ("userName", None) if rt.name == "User" => Column::UserNameLower,
         ("externalId", None) => Column::ExternalId,
         ("displayName", None) => Column::DisplayNameLower,
         ("active", None) => Column::Active,
@@ -125,6 +125,47 @@ fn column_for(r: &Resolved) -> Option<Column> {
         ("meta", Some("lastModified")) => Column::Modified,
         _ => return None,
     })
+}
+
+/// The table a resource type lives in (aliased `u` in every statement).
+fn table(rt: &ResourceType) -> &'static str {
+    match rt.name {
+        "Group" => "groups",
+        _ => "users",
+    }
+}
+
+/// The multi-valued attribute a resource type keeps as membership rows:
+/// a group's `members`, a user's (derived) `groups`.
+fn row_attribute(rt: &ResourceType, r: &Resolved) -> Option<RowAttribute> {
+    match (rt.name, r.attr.name, r.container) {
+        ("Group", "members", Container::Core) => Some(RowAttribute::Members),
+        ("User", "groups", Container::Core) => Some(RowAttribute::Groups),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowAttribute {
+    Members,
+    Groups,
+}
+
+impl RowAttribute {
+    /// `EXISTS` over membership rows of this resource, narrowed by `cond`
+    /// (on the other side's id, `m.member_id` or `m.group_id`).
+    fn exists(self, ids: Option<&str>) -> String {
+        let (mine, other) = match self {
+            RowAttribute::Members => ("m.group_id", "m.member_id"),
+            RowAttribute::Groups => ("m.member_id", "m.group_id"),
+        };
+        let narrow = ids
+            .map(|p| format!(" AND {other} IN ({p})"))
+            .unwrap_or_default();
+        format!(
+            "EXISTS (SELECT 1 FROM group_members m WHERE m.tenant_id = u.tenant_id AND {mine} = u.id{narrow})"
+        )
+    }
 }
 
 /// The compiler for one query.
@@ -276,7 +317,10 @@ impl Compiler<'_> {
 
     fn present(&mut self, path: &AttrPath) -> Result<String, Unsupported> {
         let r = self.resolve(path)?;
-        if let Some(col) = column_for(&r) {
+        if let Some(row) = row_attribute(self.rt, &r) {
+            return Ok(row.exists(None));
+        }
+        if let Some(col) = column_for(self.rt, &r) {
             return Ok(match col {
                 Column::ExternalId | Column::DisplayNameLower | Column::UserNameLower => {
                     format!("COALESCE({} <> '', FALSE)", col.sql())
@@ -310,7 +354,18 @@ impl Compiler<'_> {
         lit: &CompValue,
     ) -> Result<String, Unsupported> {
         let r = self.resolve(path)?;
-        if let Some(col) = column_for(&r) {
+        if let Some(row) = row_attribute(self.rt, &r) {
+            let by_value = r.sub.is_none_or(|s| s.name == "value");
+            return match (op, lit) {
+                (CompareOp::Eq, CompValue::String(s)) if by_value => {
+                    Ok(self.membership(row, std::slice::from_ref(s)))
+                }
+                _ => Err(Unsupported(format!(
+                    "'{path}' can be filtered with 'value eq' and 'pr' only"
+                ))),
+            };
+        }
+        if let Some(col) = column_for(self.rt, &r) {
             return self.compare_column(col, r.attr, r.sub, op, lit);
         }
         if r.container == Container::Core && r.attr.name == "meta" {
@@ -452,8 +507,32 @@ impl Compiler<'_> {
         }
     }
 
+    /// Membership rows naming one of `ids` (canonical UUIDs only: ids are caseExact).
+    fn membership(&mut self, row: RowAttribute, ids: &[String]) -> String {
+        let uuids: Vec<Uuid> = ids
+            .iter()
+            .filter_map(|s| Uuid::parse_str(s).ok().filter(|u| u.to_string() == *s))
+            .collect();
+        if uuids.is_empty() {
+            return "FALSE".into();
+        }
+        let params: Vec<String> = uuids
+            .into_iter()
+            .map(|u| match self.dialect {
+                Dialect::Postgres => self.sql.bind(Bind::Uuid(u)),
+                Dialect::Sqlite => self.sql.bind(Bind::Text(u.to_string())),
+            })
+            .collect();
+        row.exists(Some(&params.join(", ")))
+    }
+
     fn value_path(&mut self, path: &AttrPath, inner: &Filter) -> Result<String, Unsupported> {
         let r = self.resolve(path)?;
+        if let Some(row) = row_attribute(self.rt, &r) {
+            let ids = value_eq_ids(inner)
+                .ok_or_else(|| Unsupported(format!("'{path}[…]' can select by 'value eq' only")))?;
+            return Ok(self.membership(row, &ids));
+        }
         let keys = Self::keys(r.container, r.attr);
         let mut element = ElementCompiler {
             dialect: self.dialect,
@@ -476,7 +555,10 @@ impl Compiler<'_> {
     /// `ORDER BY` expression for `sortBy`.
     pub fn sort_key(&mut self, by: &AttrPath) -> Result<String, Unsupported> {
         let r = self.resolve(by)?;
-        if let Some(col) = column_for(&r) {
+        if row_attribute(self.rt, &r).is_some() {
+            return Err(Unsupported(format!("cannot sort by '{by}'")));
+        }
+        if let Some(col) = column_for(self.rt, &r) {
             return Ok(match (col, self.dialect) {
                 (Column::Id, Dialect::Postgres) => "u.id::text COLLATE \"C\"".into(),
                 (c, Dialect::Postgres) if c.folded() || c == Column::ExternalId => {
@@ -701,6 +783,28 @@ impl ElementCompiler<'_> {
     }
 }
 
+/// The ids `value eq "…"` (or an `or` of such) selects.
+fn value_eq_ids(f: &Filter) -> Option<Vec<String>> {
+    match f {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: CompValue::String(s),
+        } if path.uri.is_none()
+            && path.sub.is_none()
+            && path.name.eq_ignore_ascii_case("value") =>
+        {
+            Some(vec![s.clone()])
+        }
+        Filter::Or(a, b) => {
+            let mut ids = value_eq_ids(a)?;
+            ids.extend(value_eq_ids(b)?);
+            Some(ids)
+        }
+        _ => None,
+    }
+}
+
 /// `value eq "…"` at the top of an `and` chain.
 fn value_eq(f: &Filter) -> Option<String> {
     match f {
@@ -739,8 +843,9 @@ pub struct ListSql {
     pub page: Sql,
 }
 
-/// Builds `SELECT count(*)` and the page `SELECT` for `q` in tenant `scope`.
-pub fn user_list_sql(
+/// Builds `SELECT count(*)` and the page `SELECT` for `q` in tenant `scope`,
+/// over the table of resource type `rt`.
+pub fn list_sql(
     dialect: Dialect,
     rt: &'static ResourceType,
     scope: TenantScope,
@@ -772,7 +877,10 @@ pub fn user_list_sql(
         None => "u.id".to_owned(),
     };
     let fenced = c.uses_email_index;
-    let filter = format!("FROM users u WHERE u.tenant_id = {tenant} AND {predicate}");
+    let filter = format!(
+        "FROM {} u WHERE u.tenant_id = {tenant} AND {predicate}",
+        table(rt)
+    );
     let count = Sql {
         text: format!("SELECT count(*) {filter}"),
         binds: sql.binds.clone(),

@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
-use super::query::{Bind, Dialect, UserQuery, user_list_sql};
+use super::query::{Bind, Dialect, UserQuery, list_sql};
 use crate::scim::schema::USER_RESOURCE;
 use sqlx::AssertSqlSafe;
 
@@ -29,11 +29,11 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-fn millis(t: DateTime<Utc>) -> i64 {
+pub(super) fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn from_millis(ms: i64) -> Result<DateTime<Utc>> {
+pub(super) fn from_millis(ms: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp_millis(ms)
         .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms}")))
 }
@@ -42,23 +42,23 @@ fn opt_from_millis(ms: Option<i64>) -> Result<Option<DateTime<Utc>>> {
     ms.map(from_millis).transpose()
 }
 
-fn parse_uuid(s: &str) -> Result<Uuid> {
+pub(super) fn parse_uuid(s: &str) -> Result<Uuid> {
     Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(format!("uuid {s:?}: {e}")))
 }
 
-fn get<'r, T>(row: &'r SqliteRow, col: &str) -> Result<T>
+pub(super) fn get<'r, T>(row: &'r SqliteRow, col: &str) -> Result<T>
 where
     T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
 {
     row.try_get(col).map_err(StoreError::from_sqlx)
 }
 
-fn doc_text(doc: &Map<String, Value>) -> String {
+pub(super) fn doc_text(doc: &Map<String, Value>) -> String {
     // A map of JSON values always serialises.
     serde_json::to_string(doc).unwrap_or_else(|_| "{}".to_owned())
 }
 
-fn bind_all<'q>(
+pub(super) fn bind_all<'q>(
     mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
     binds: &'q [Bind],
 ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
@@ -357,7 +357,7 @@ impl SqliteStore {
         scope: TenantScope,
         q: &UserQuery,
     ) -> Result<(u64, Vec<StoredUser>)> {
-        let sql = user_list_sql(Dialect::Sqlite, &USER_RESOURCE, scope, q)
+        let sql = list_sql(Dialect::Sqlite, &USER_RESOURCE, scope, q)
             .map_err(|e| StoreError::InvalidQuery(e.0))?;
         let (count, page) = (&sql.count, &sql.page);
         let total: i64 = bind_all(sqlx::query(AssertSqlSafe(count.text.clone())), &count.binds)

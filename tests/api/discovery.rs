@@ -86,9 +86,9 @@ both_backends! {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(list["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:ListResponse");
         let ids: Vec<&str> = list["Resources"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
-        assert_eq!(ids, [USER_URN, ENT_URN]);
+        assert_eq!(ids, [USER_URN, ENT_URN, GROUP_URN]);
         let mut problems = Vec::new();
-        for urn in [USER_URN, ENT_URN] {
+        for urn in [USER_URN, ENT_URN, GROUP_URN] {
             let (status, schema) = json_of(app.req(Method::GET, &format!("/Schemas/{urn}")).send().await.unwrap()).await;
             assert_eq!(status, StatusCode::OK, "{schema}");
             assert_eq!(schema["schemas"][0], "urn:ietf:params:scim:schemas:core:2.0:Schema");
@@ -103,13 +103,15 @@ both_backends! {
     async fn resource_types_and_service_provider_config(app) {
         let (status, list) = json_of(app.req(Method::GET, "/ResourceTypes").send().await.unwrap()).await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(list["totalResults"], 1);
+        assert_eq!(list["totalResults"], 2);
         let (status, user) = json_of(app.req(Method::GET, "/ResourceTypes/User").send().await.unwrap()).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(user["endpoint"], "/Users");
         assert_eq!(user["schema"], USER_URN);
         assert_eq!(user["schemaExtensions"], json!([{"schema": ENT_URN, "required": false}]));
         assert_eq!(list["Resources"][0], user);
+        let (status, group) = json_of(app.req(Method::GET, "/ResourceTypes/Group").send().await.unwrap()).await;
+        assert_eq!((status, group["endpoint"].as_str(), group["schema"].as_str()), (StatusCode::OK, Some("/Groups"), Some(GROUP_URN)));
         let (status, spc) = json_of(app.req(Method::GET, "/ServiceProviderConfig").send().await.unwrap()).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(spc["schemas"][0], "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig");

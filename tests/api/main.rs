@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod discovery;
 mod errors;
+mod groups;
 mod patch;
 mod properties;
 mod query;

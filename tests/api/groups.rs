@@ -1,0 +1,306 @@
+//! `/Groups`: membership as rows, the requests Entra ID and Okta send, the
+//! derived `groups` of users, and tenant isolation.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, assert_scim_error, json_of};
+use scimd::HttpSettings;
+
+const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+
+async fn user(app: &TestApp, name: &str) -> String {
+    app.create_user(json!({"userName": name, "displayName": format!("{name} display")}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn group(app: &TestApp, body: Value) -> Value {
+    let (status, g) = json_of(app.send_json(Method::POST, "/Groups", &body).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{g}");
+    g
+}
+
+async fn get_group(app: &TestApp, id: &str) -> Value {
+    let (status, g) = json_of(
+        app.req(Method::GET, &format!("/Groups/{id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{g}");
+    g
+}
+
+fn member_ids(g: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = g["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|x| x["value"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+fn sorted(ids: &[&String]) -> Vec<String> {
+    let mut v: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// PATCH /Groups/{id} with a raw body; the status and the ETag.
+async fn patch_group(app: &TestApp, id: &str, body: &str) -> (StatusCode, Option<String>, Value) {
+    let resp = app
+        .req(Method::PATCH, &format!("/Groups/{id}"))
+        .header("content-type", "application/scim+json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let etag = resp
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let (status, body) = json_of(resp).await;
+    (status, etag, body)
+}
+
+both_backends! {
+    async fn group_crud_with_members(app) {
+        let (u1, u2) = (user(&app, "ann").await, user(&app, "bob").await);
+        let g = group(&app, json!({"schemas": [GROUP_URN], "displayName": "Tour Guides", "externalId": "tg",
+            "members": [{"value": u1, "display": "ignored"}, {"value": u2, "type": "User"}]})).await;
+        let gid = g["id"].as_str().unwrap();
+        assert_eq!(g["meta"]["resourceType"], "Group");
+        assert_eq!(g["meta"]["location"], format!("{}/Groups/{gid}", app.base));
+        assert_eq!(member_ids(&g), sorted(&[&u1, &u2]));
+        let m = g["members"].as_array().unwrap().iter().find(|m| m["value"] == u1.as_str()).unwrap();
+        assert_eq!(m["type"], "User");
+        assert_eq!(m["display"], "ann display");
+        assert_eq!(m["$ref"], format!("{}/Users/{u1}", app.base));
+        assert_eq!(get_group(&app, gid).await, g);
+
+        // PUT replaces displayName and the member set.
+        let u3 = user(&app, "cat").await;
+        let (status, put) = json_of(app.send_json(Method::PUT, &format!("/Groups/{gid}"), &json!({"displayName": "Guides", "members": [{"value": u3}]})).await).await;
+        assert_eq!(status, StatusCode::OK, "{put}");
+        assert_eq!(put["displayName"], "Guides");
+        assert!(put.get("externalId").is_none());
+        assert_eq!(member_ids(&put), vec![u3.clone()]);
+        assert_eq!(put["meta"]["version"], "W/\"2\"");
+
+        let resp = app.req(Method::DELETE, &format!("/Groups/{gid}")).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        let (status, err) = json_of(app.req(Method::GET, &format!("/Groups/{gid}")).send().await.unwrap()).await;
+        assert_scim_error(status, &err, 404, None);
+
+        let (status, err) = json_of(app.send_json(Method::POST, "/Groups", &json!({"members": []})).await).await;
+        assert_scim_error(status, &err, 400, Some("invalidValue"));
+    }
+
+    async fn unknown_and_foreign_members_are_rejected(app) {
+        let other = app.token_for_new_tenant("b").await;
+        let resp = app.req_as(&other, Method::POST, "/Users").json(&json!({"userName": "foreign"})).send().await.unwrap();
+        let foreign: Value = resp.json().await.unwrap();
+        let fid = foreign["id"].as_str().unwrap();
+        let missing = uuid::Uuid::now_v7().to_string();
+        for bad in [fid, missing.as_str(), "not-a-uuid"] {
+            let (status, err) = json_of(app.send_json(Method::POST, "/Groups", &json!({"displayName": "g", "members": [{"value": bad}]})).await).await;
+            assert_scim_error(status, &err, 400, Some("invalidValue"));
+            assert!(err["detail"].as_str().unwrap().contains(bad), "{err}");
+        }
+        let (_, list) = json_of(app.req(Method::GET, "/Groups").send().await.unwrap()).await;
+        assert_eq!(list["totalResults"], 0, "nothing half-created");
+        let g = group(&app, json!({"displayName": "g"})).await;
+        let gid = g["id"].as_str().unwrap();
+        let body = format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"Add","path":"members","value":[{{"value":"{fid}"}}]}}]}}"#);
+        let (status, _, err) = patch_group(&app, gid, &body).await;
+        assert_scim_error(status, &err, 400, Some("invalidValue"));
+        // The group is invisible to the other tenant.
+        let (status, _) = json_of(app.req_as(&other, Method::GET, &format!("/Groups/{gid}")).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let resp = app.req_as(&other, Method::PATCH, &format!("/Groups/{gid}")).header("content-type", "application/scim+json").body(body).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(app.req_as(&other, Method::DELETE, &format!("/Groups/{gid}")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    }
+
+    async fn entra_and_okta_membership_requests(app) {
+        let (u1, u2, u3) = (user(&app, "u1").await, user(&app, "u2").await, user(&app, "u3").await);
+        let g = group(&app, json!({"displayName": "Sales"})).await;
+        let gid = g["id"].as_str().unwrap();
+        // Entra ID adds a member.
+        let add = |id: &str| format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"Add","path":"members","value":[{{"$ref":null,"value":"{id}"}}]}}]}}"#);
+        let (status, etag, body) = patch_group(&app, gid, &add(&u1)).await;
+        assert_eq!((status, etag.as_deref(), body), (StatusCode::NO_CONTENT, Some("W/\"2\""), Value::Null));
+        // Adding an existing member is a no-op: still 204, same version.
+        let (status, etag, _) = patch_group(&app, gid, &add(&u1)).await;
+        assert_eq!((status, etag.as_deref()), (StatusCode::NO_CONTENT, Some("W/\"2\"")));
+        // Entra batches several adds in one request.
+        let batch = format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"Add","path":"members","value":[{{"value":"{u2}"}},{{"value":"{u3}"}}]}}]}}"#);
+        assert_eq!(patch_group(&app, gid, &batch).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(member_ids(&get_group(&app, gid).await), sorted(&[&u1, &u2, &u3]));
+        // Entra removes with a value list: exactly those, never all.
+        let remove = format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"Remove","path":"members","value":[{{"$ref":null,"value":"{u2}"}}]}}]}}"#);
+        assert_eq!(patch_group(&app, gid, &remove).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(member_ids(&get_group(&app, gid).await), sorted(&[&u1, &u3]));
+        let remove_plain = format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"Remove","path":"members","value":[{{"value":"{u3}"}}]}}]}}"#);
+        assert_eq!(patch_group(&app, gid, &remove_plain).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(member_ids(&get_group(&app, gid).await), vec![u1.clone()]);
+        // Okta mixes remove and add in one request (one transaction).
+        let okta = format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"remove","path":"members[value eq \"{u1}\"]"}},{{"op":"add","path":"members","value":[{{"value":"{u2}","display":"u2"}}]}}]}}"#);
+        assert_eq!(patch_group(&app, gid, &okta).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(member_ids(&get_group(&app, gid).await), vec![u2.clone()]);
+        // Removing a non-member through a filter is noTarget, and changes nothing.
+        let (status, _, err) = patch_group(&app, gid, &format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"add","path":"members","value":[{{"value":"{u3}"}}]}},{{"op":"remove","path":"members[value eq \"{u1}\"]"}}]}}"#)).await;
+        assert_scim_error(status, &err, 400, Some("noTarget"));
+        assert_eq!(member_ids(&get_group(&app, gid).await), vec![u2.clone()], "the add in the failed request was rolled back");
+        // Replace all members.
+        let replace = format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"replace","path":"members","value":[{{"value":"{u1}"}},{{"value":"{u3}"}}]}}]}}"#);
+        assert_eq!(patch_group(&app, gid, &replace).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(member_ids(&get_group(&app, gid).await), sorted(&[&u1, &u3]));
+        // Okta renames, repeating the group's own id; repeated, it changes nothing.
+        let before = get_group(&app, gid).await["meta"]["version"].clone();
+        let rename = format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"replace","value":{{"id":"{gid}","displayName":"New name"}}}}]}}"#);
+        let (status, etag, _) = patch_group(&app, gid, &rename).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert_ne!(etag.as_deref(), before.as_str());
+        let (_, again, _) = patch_group(&app, gid, &rename).await;
+        assert_eq!(again, etag, "an unchanged displayName does not bump the version");
+        assert_eq!(get_group(&app, gid).await["displayName"], "New name");
+        let other_id = format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"replace","value":{{"id":"{u1}","displayName":"x"}}}}]}}"#);
+        let (status, _, err) = patch_group(&app, gid, &other_id).await;
+        assert_scim_error(status, &err, 400, Some("mutability"));
+        // Asking for attributes gets a 200 with them.
+        let resp = app.req(Method::PATCH, &format!("/Groups/{gid}?attributes=displayName")).header("content-type", "application/scim+json").body(add(&u2)).send().await.unwrap();
+        let (status, body) = json_of(resp).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, json!({"schemas": [GROUP_URN], "id": gid, "displayName": "New name"}));
+        // Remove all.
+        let all = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"remove","path":"members"}]}"#;
+        assert_eq!(patch_group(&app, gid, all).await.0, StatusCode::NO_CONTENT);
+        assert!(get_group(&app, gid).await.get("members").is_none());
+    }
+
+    async fn entra_queries_and_the_groups_of_users(app) {
+        let (u1, u2) = (user(&app, "q1").await, user(&app, "q2").await);
+        let g = group(&app, json!({"displayName": "Marketing", "members": [{"value": u1}]})).await;
+        let gid = g["id"].as_str().unwrap();
+        let other = group(&app, json!({"displayName": "Other"})).await;
+        let find = |q: String| {
+            let app = &app;
+            async move {
+                let (status, list) = json_of(app.req(Method::GET, "/Groups").query(&[("filter", q.as_str()), ("excludedAttributes", "members")]).send().await.unwrap()).await;
+                assert_eq!(status, StatusCode::OK, "{q}: {list}");
+                list
+            }
+        };
+        let list = find("displayName eq \"marketing\"".into()).await;
+        assert_eq!(list["totalResults"], 1);
+        assert!(list["Resources"][0].get("members").is_none());
+        assert_eq!(find(format!("id eq \"{gid}\" and members[value eq \"{u1}\"]")).await["totalResults"], 1);
+        assert_eq!(find(format!("id eq \"{gid}\" and members[value eq \"{u2}\"]")).await["totalResults"], 0);
+        assert_eq!(find(format!("members.value eq \"{u1}\"")).await["totalResults"], 1);
+        assert_eq!(find("members pr".into()).await["totalResults"], 1);
+        assert_eq!(find(format!("id eq \"{}\"", other["id"].as_str().unwrap())).await["totalResults"], 1);
+        // A user's groups: derived, read-only, filterable.
+        let (_, u) = app.get_user(&u1).await;
+        assert_eq!(u["groups"], json!([{"value": gid, "$ref": format!("{}/Groups/{gid}", app.base), "display": "Marketing", "type": "direct"}]));
+        let (_, users) = json_of(app.req(Method::GET, "/Users").query(&[("filter", format!("groups[value eq \"{gid}\"]"))]).send().await.unwrap()).await;
+        assert_eq!(users["totalResults"], 1);
+        assert_eq!(users["Resources"][0]["id"], u1.as_str());
+        let (_, u) = app.get_user(&u2).await;
+        assert!(u.get("groups").is_none());
+        let (_, u) = json_of(app.req(Method::GET, &format!("/Users/{u1}?excludedAttributes=groups")).send().await.unwrap()).await;
+        assert!(u.get("groups").is_none());
+        // .search on groups.
+        let (status, s) = json_of(app.send_json(Method::POST, "/Groups/.search", &json!({"filter": "displayName sw \"M\"", "attributes": ["displayName"]})).await).await;
+        assert_eq!((status, s["totalResults"].as_u64()), (StatusCode::OK, Some(1)));
+        assert_eq!(s["Resources"][0], json!({"schemas": [GROUP_URN], "id": gid, "displayName": "Marketing"}));
+    }
+
+    async fn nested_groups_and_deleted_members(app) {
+        let u1 = user(&app, "n1").await;
+        let inner = group(&app, json!({"displayName": "Inner", "members": [{"value": u1}]})).await;
+        let iid = inner["id"].as_str().unwrap();
+        let outer = group(&app, json!({"displayName": "Outer", "members": [{"value": iid, "type": "Group"}, {"value": u1}]})).await;
+        let oid = outer["id"].as_str().unwrap();
+        let m = outer["members"].as_array().unwrap().iter().find(|m| m["value"] == iid).unwrap().clone();
+        assert_eq!((m["type"].as_str(), m["display"].as_str()), (Some("Group"), Some("Inner")));
+        assert_eq!(m["$ref"], format!("{}/Groups/{iid}", app.base));
+        let (status, _, err) = patch_group(&app, oid, &format!(r#"{{"Operations":[{{"op":"add","path":"members","value":[{{"value":"{oid}"}}]}}]}}"#)).await;
+        assert_scim_error(status, &err, 400, Some("invalidValue"));
+        // Deleting a user removes it from every group, and those groups' versions move.
+        assert_eq!(app.req(Method::DELETE, &format!("/Users/{u1}")).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+        let outer_after = get_group(&app, oid).await;
+        assert_eq!(member_ids(&outer_after), vec![iid.to_owned()]);
+        assert_ne!(outer_after["meta"]["version"], outer["meta"]["version"]);
+        assert!(get_group(&app, iid).await.get("members").is_none());
+        // Deleting a group removes it from the groups it belonged to.
+        assert_eq!(app.req(Method::DELETE, &format!("/Groups/{iid}")).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+        assert!(get_group(&app, oid).await.get("members").is_none());
+    }
+}
+
+#[tokio::test]
+async fn large_groups_are_bounded_in_responses() {
+    let settings = HttpSettings {
+        max_group_members: 2,
+        ..HttpSettings::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, settings).await;
+    let mut members = Vec::new();
+    for i in 0..3 {
+        members.push(json!({"value": user(&app, &format!("big{i}")).await}));
+    }
+    let resp = app
+        .send_json(
+            Method::POST,
+            "/Groups?excludedAttributes=members",
+            &json!({"displayName": "Big", "members": members}),
+        )
+        .await;
+    let (status, g) = json_of(resp).await;
+    assert_eq!(status, StatusCode::CREATED, "{g}");
+    let gid = g["id"].as_str().unwrap();
+    let (status, err) = json_of(
+        app.req(Method::GET, &format!("/Groups/{gid}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_scim_error(status, &err, 400, Some("tooMany"));
+    let (status, ok) = json_of(
+        app.req(
+            Method::GET,
+            &format!("/Groups/{gid}?excludedAttributes=members"),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, ok["displayName"].as_str()),
+        (StatusCode::OK, Some("Big"))
+    );
+    let (_, users) = json_of(
+        app.req(Method::GET, "/Users")
+            .query(&[("filter", format!("groups[value eq \"{gid}\"]"))])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        users["totalResults"], 3,
+        "members can be paged through /Users"
+    );
+}
