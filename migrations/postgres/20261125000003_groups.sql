@@ -22,6 +22,8 @@ CREATE TABLE group_members (
     group_id     UUID NOT NULL,
     member_id    UUID NOT NULL,
     member_type  TEXT NOT NULL CHECK (member_type IN ('User', 'Group')),
+    -- The member's display name as the client gave it, if it did.
+    display      TEXT,
     PRIMARY KEY (tenant_id, group_id, member_id),
     FOREIGN KEY (tenant_id, group_id) REFERENCES groups (tenant_id, id) ON DELETE CASCADE
 );

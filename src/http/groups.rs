@@ -15,7 +15,7 @@ use super::list::{self, ListRequest};
 use super::response::{resource_response, scim_response};
 use crate::scim::compat::Quirks;
 use crate::scim::list::list_response;
-use crate::scim::patch::{self, MemberChange};
+use crate::scim::patch::{self, MemberChange, NewMember};
 use crate::scim::projection::Projection;
 use crate::scim::resource::{self, Meta, etag};
 use crate::scim::schema::GROUP_RESOURCE;
@@ -136,26 +136,13 @@ async fn render_one(
     Ok(render(base, group, members.as_deref(), projection))
 }
 
-/// Validates a POST/PUT body; returns the document and the member ids.
+/// Validates a POST/PUT body; returns the document and the members.
 fn document_and_members(
     body: Value,
     quirks: &mut Quirks,
-) -> Result<(Map<String, Value>, Vec<String>), ApiError> {
+) -> Result<(Map<String, Value>, Vec<NewMember>), ApiError> {
     let mut doc = resource::normalize_with(&GROUP_RESOURCE, body, quirks)?;
-    let members = match doc.remove(MEMBERS) {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|m| {
-                m.get("value")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .ok_or_else(|| {
-                        ScimError::invalid_value("each member needs a 'value' (the member's id)")
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        _ => Vec::new(),
-    };
+    let members = patch::new_members(doc.remove(MEMBERS).as_ref(), MEMBERS)?;
     Ok((doc, members))
 }
 

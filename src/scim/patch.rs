@@ -834,10 +834,17 @@ fn check_immutable(
 /// A change to a membership that is stored as rows, not in the document
 /// (a group's `members`): what a PATCH asks for, executed by the store as
 /// inserts and deletes without loading the member list.
+/// A member to add: its id and, if the client gave one, its display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMember {
+    pub id: String,
+    pub display: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberChange {
-    /// Add these ids; members already present stay (no error).
-    Add(Vec<String>),
+    /// Add these; members already present stay as they are (no error).
+    Add(Vec<NewMember>),
     /// Remove these ids where present (Entra's value list); absent ones are no-ops.
     Remove(Vec<String>),
     /// `members[value eq "…"]`: remove these; if none of them is a member,
@@ -845,11 +852,12 @@ pub enum MemberChange {
     RemoveMatching(Vec<String>),
     RemoveAll,
     /// Replace the whole set.
-    ReplaceAll(Vec<String>),
+    ReplaceAll(Vec<NewMember>),
 }
 
-/// The member ids of a `members` value: objects with a string `value`.
-fn member_ids(value: Option<&Value>, attr: &str) -> Result<Vec<String>, ScimError> {
+/// The members of a `members` value: objects with a string `value` (and
+/// maybe a `display`).
+pub fn new_members(value: Option<&Value>, attr: &str) -> Result<Vec<NewMember>, ScimError> {
     let items: Vec<&Value> = match value {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(a)) => a.iter().collect(),
@@ -862,15 +870,29 @@ fn member_ids(value: Option<&Value>, attr: &str) -> Result<Vec<String>, ScimErro
     };
     items
         .into_iter()
-        .map(
-            |item| match item.as_object().and_then(|o| member(o, "value")) {
-                Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        .map(|item| {
+            let obj = item.as_object();
+            match obj.and_then(|o| member(o, "value")) {
+                Some(Value::String(s)) if !s.is_empty() => Ok(NewMember {
+                    id: s.clone(),
+                    display: obj
+                        .and_then(|o| member(o, "display"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                }),
                 _ => Err(ScimError::invalid_value(format!(
                     "each value of '{attr}' needs a string 'value' (the member's id)"
                 ))),
-            },
-        )
+            }
+        })
         .collect()
+}
+
+fn member_ids(value: Option<&Value>, attr: &str) -> Result<Vec<String>, ScimError> {
+    Ok(new_members(value, attr)?
+        .into_iter()
+        .map(|m| m.id)
+        .collect())
 }
 
 /// The ids a `value eq "…"` filter (or an `or` of them) selects.
@@ -932,8 +954,8 @@ pub fn split_row_attribute(
                             "'{attr}[…]' can only be removed; add or replace members as a whole"
                         )));
                     }
-                    (None, OpKind::Add) => MemberChange::Add(member_ids(op.value.as_ref(), attr)?),
-                    (None, OpKind::Replace) => match member_ids(op.value.as_ref(), attr)? {
+                    (None, OpKind::Add) => MemberChange::Add(new_members(op.value.as_ref(), attr)?),
+                    (None, OpKind::Replace) => match new_members(op.value.as_ref(), attr)? {
                         ids if ids.is_empty() => MemberChange::RemoveAll,
                         ids => MemberChange::ReplaceAll(ids),
                     },
@@ -955,7 +977,7 @@ pub fn split_row_attribute(
                 let key = map.keys().find(|k| k.eq_ignore_ascii_case(attr)).cloned();
                 if let Some(key) = key {
                     let value = map.remove(&key);
-                    let ids = member_ids(value.as_ref(), attr)?;
+                    let ids = new_members(value.as_ref(), attr)?;
                     changes.push(match op.op {
                         OpKind::Add => MemberChange::Add(ids),
                         _ if ids.is_empty() => MemberChange::RemoveAll,

@@ -450,7 +450,7 @@ const MEMBER_SUBS: &[Attribute] = &[
         "display",
         "A human-readable name, primarily used for display purposes.",
     )
-    .mutability(Mutability::ReadOnly),
+    .mutability(Mutability::Immutable),
     Attribute::string(
         "type",
         "A label indicating the type of resource, e.g., 'User' or 'Group'.",

@@ -515,7 +515,7 @@ impl Store {
         &self,
         scope: TenantScope,
         write: GroupWrite,
-        members: Vec<String>,
+        members: Vec<crate::scim::patch::NewMember>,
     ) -> Result<StoredGroup> {
         // In a task of its own: a dropped request cannot leave it half-done.
         let store = self.clone();

@@ -12,7 +12,7 @@ use super::{
     GroupWrite, GroupWritten, Member, MemberKind, Membership, ModifyError, Result, StoreError,
     StoredGroup, TenantScope, now,
 };
-use crate::scim::patch::MemberChange;
+use crate::scim::patch::{MemberChange, NewMember};
 use crate::scim::schema::GROUP_RESOURCE;
 
 fn group_from_row(row: &PgRow) -> Result<StoredGroup> {
@@ -35,14 +35,16 @@ fn parse_ids(ids: &[String]) -> std::result::Result<Vec<Uuid>, StoreError> {
 
 type Tx = Transaction<'static, Postgres>;
 
-/// Resolves `ids` to users or groups of the tenant; any other id is an error.
+/// Resolves members to users or groups of the tenant; any other id is an
+/// error. Returns the ids, their kinds and their display names.
 async fn resolve_members(
     tx: &mut Tx,
     scope: TenantScope,
     group: Uuid,
-    ids: &[String],
-) -> Result<(Vec<Uuid>, Vec<String>)> {
-    let uuids = parse_ids(ids)?;
+    members: &[NewMember],
+) -> Result<Resolved> {
+    let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+    let uuids = parse_ids(&ids)?;
     if let Some(i) = uuids.iter().position(|u| *u == group) {
         return Err(StoreError::UnknownMember(format!(
             "{} (a group cannot be its own member)",
@@ -64,7 +66,7 @@ async fn resolve_members(
         .collect::<std::result::Result<_, sqlx::Error>>()
         .map_err(StoreError::from_sqlx)?;
     let mut kinds = Vec::with_capacity(uuids.len());
-    for (u, raw) in uuids.iter().zip(ids) {
+    for (u, raw) in uuids.iter().zip(&ids) {
         kinds.push(
             found
                 .get(u)
@@ -72,25 +74,31 @@ async fn resolve_members(
                 .ok_or_else(|| StoreError::UnknownMember(raw.clone()))?,
         );
     }
-    Ok((uuids, kinds))
+    Ok(Resolved {
+        ids: uuids,
+        kinds,
+        displays: members.iter().map(|m| m.display.clone()).collect(),
+    })
 }
 
-async fn insert_members(
-    tx: &mut Tx,
-    scope: TenantScope,
-    group: Uuid,
-    ids: &[Uuid],
-    kinds: &[String],
-) -> Result<u64> {
+/// Members checked against the tenant, as parallel arrays for `unnest`.
+struct Resolved {
+    ids: Vec<Uuid>,
+    kinds: Vec<String>,
+    displays: Vec<Option<String>>,
+}
+
+async fn insert_members(tx: &mut Tx, scope: TenantScope, group: Uuid, m: &Resolved) -> Result<u64> {
     let done = sqlx::query(
-        "INSERT INTO group_members (tenant_id, group_id, member_id, member_type) \
-         SELECT $1, $2, m.id, m.kind FROM unnest($3::uuid[], $4::text[]) AS m(id, kind) \
+        "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) \
+         SELECT $1, $2, m.id, m.kind, m.display FROM unnest($3::uuid[], $4::text[], $5::text[]) AS m(id, kind, display) \
          ON CONFLICT DO NOTHING",
     )
     .bind(scope.tenant_id())
     .bind(group)
-    .bind(ids)
-    .bind(kinds)
+    .bind(&m.ids)
+    .bind(&m.kinds)
+    .bind(&m.displays)
     .execute(&mut **tx)
     .await
     .map_err(StoreError::from_sqlx)?;
@@ -106,9 +114,9 @@ async fn apply_change(
 ) -> Result<bool> {
     let tenant = scope.tenant_id();
     Ok(match change {
-        MemberChange::Add(ids) => {
-            let (uuids, kinds) = resolve_members(tx, scope, group, &ids).await?;
-            insert_members(tx, scope, group, &uuids, &kinds).await? > 0
+        MemberChange::Add(members) => {
+            let resolved = resolve_members(tx, scope, group, &members).await?;
+            insert_members(tx, scope, group, &resolved).await? > 0
         }
         MemberChange::Remove(ids) | MemberChange::RemoveMatching(ids) if ids.is_empty() => false,
         MemberChange::Remove(ids) => {
@@ -151,19 +159,19 @@ async fn apply_change(
                 .rows_affected()
                 > 0
         }
-        MemberChange::ReplaceAll(ids) => {
-            let (uuids, kinds) = resolve_members(tx, scope, group, &ids).await?;
+        MemberChange::ReplaceAll(members) => {
+            let resolved = resolve_members(tx, scope, group, &members).await?;
             let removed = sqlx::query(
                 "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND NOT (member_id = ANY($3))",
             )
             .bind(tenant)
             .bind(group)
-            .bind(&uuids)
+            .bind(&resolved.ids)
             .execute(&mut **tx)
             .await
             .map_err(StoreError::from_sqlx)?
             .rows_affected();
-            let added = insert_members(tx, scope, group, &uuids, &kinds).await?;
+            let added = insert_members(tx, scope, group, &resolved).await?;
             removed + added > 0
         }
     })
@@ -174,7 +182,7 @@ impl PgStore {
         &self,
         scope: TenantScope,
         w: GroupWrite,
-        members: Vec<String>,
+        members: Vec<NewMember>,
     ) -> Result<StoredGroup> {
         let id = Uuid::now_v7();
         let at = now();
@@ -233,10 +241,7 @@ impl PgStore {
         .await
         .map_err(StoreError::from_sqlx)?;
         let rows = sqlx::query(
-            "SELECT m.member_id, m.member_type, COALESCE(u.display_name, u.user_name, g.display_name) AS display \
-             FROM group_members m \
-             LEFT JOIN users u ON m.member_type = 'User' AND u.tenant_id = m.tenant_id AND u.id = m.member_id \
-             LEFT JOIN groups g ON m.member_type = 'Group' AND g.tenant_id = m.tenant_id AND g.id = m.member_id \
+            "SELECT m.member_id, m.member_type, m.display FROM group_members m \
              WHERE m.tenant_id = $1 AND m.group_id = $2 ORDER BY m.member_id LIMIT $3",
         )
         .bind(scope.tenant_id())

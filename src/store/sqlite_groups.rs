@@ -13,7 +13,7 @@ use super::{
     GroupWrite, GroupWritten, Member, MemberKind, Membership, ModifyError, Result, StoreError,
     StoredGroup, TenantScope, now,
 };
-use crate::scim::patch::MemberChange;
+use crate::scim::patch::{MemberChange, NewMember};
 use crate::scim::schema::GROUP_RESOURCE;
 
 fn group_from_row(row: &SqliteRow) -> Result<StoredGroup> {
@@ -29,22 +29,24 @@ fn group_from_row(row: &SqliteRow) -> Result<StoredGroup> {
 
 type Tx = Transaction<'static, Sqlite>;
 
-/// The kind of each member id, or the first id that names nothing.
+/// Each member's canonical id, kind and display, or the first id that
+/// names nothing.
 async fn resolve_members(
     tx: &mut Tx,
     scope: TenantScope,
     group: Uuid,
-    ids: &[String],
-) -> Result<Vec<(String, &'static str)>> {
+    members: &[NewMember],
+) -> Result<Vec<Resolved>> {
     let tenant = scope.tenant_id().to_string();
-    let mut out = Vec::with_capacity(ids.len());
-    for raw in ids {
-        let Ok(u) = Uuid::parse_str(raw) else {
-            return Err(StoreError::UnknownMember(raw.clone()));
+    let mut out = Vec::with_capacity(members.len());
+    for m in members {
+        let Ok(u) = Uuid::parse_str(&m.id) else {
+            return Err(StoreError::UnknownMember(m.id.clone()));
         };
         if u == group {
             return Err(StoreError::UnknownMember(format!(
-                "{raw} (a group cannot be its own member)"
+                "{} (a group cannot be its own member)",
+                m.id
             )));
         }
         let id = u.to_string();
@@ -57,32 +59,45 @@ async fn resolve_members(
         .fetch_optional(&mut **tx)
         .await
         .map_err(StoreError::from_sqlx)?;
-        match kind.as_deref() {
-            Some("Group") => out.push((id, "Group")),
-            Some(_) => out.push((id, "User")),
-            None => return Err(StoreError::UnknownMember(raw.clone())),
-        }
+        let kind = match kind.as_deref() {
+            Some("Group") => "Group",
+            Some(_) => "User",
+            None => return Err(StoreError::UnknownMember(m.id.clone())),
+        };
+        out.push(Resolved {
+            id,
+            kind,
+            display: m.display.clone(),
+        });
     }
     Ok(out)
+}
+
+/// A member checked against the tenant.
+struct Resolved {
+    id: String,
+    kind: &'static str,
+    display: Option<String>,
 }
 
 async fn insert_members(
     tx: &mut Tx,
     scope: TenantScope,
     group: Uuid,
-    members: &[(String, &'static str)],
+    members: &[Resolved],
 ) -> Result<u64> {
     let (tenant, group) = (scope.tenant_id().to_string(), group.to_string());
     let mut added = 0;
-    for (id, kind) in members {
+    for m in members {
         added += sqlx::query(
-            "INSERT INTO group_members (tenant_id, group_id, member_id, member_type) VALUES ($1, $2, $3, $4) \
+            "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT DO NOTHING",
         )
         .bind(&tenant)
         .bind(&group)
-        .bind(id)
-        .bind(*kind)
+        .bind(&m.id)
+        .bind(m.kind)
+        .bind(&m.display)
         .execute(&mut **tx)
         .await
         .map_err(StoreError::from_sqlx)?
@@ -122,8 +137,8 @@ async fn apply_change(
     change: MemberChange,
 ) -> Result<bool> {
     Ok(match change {
-        MemberChange::Add(ids) => {
-            let members = resolve_members(tx, scope, group, &ids).await?;
+        MemberChange::Add(new) => {
+            let members = resolve_members(tx, scope, group, &new).await?;
             insert_members(tx, scope, group, &members).await? > 0
         }
         MemberChange::Remove(ids) => delete_members(tx, scope, group, &ids).await? > 0,
@@ -146,10 +161,10 @@ async fn apply_change(
                 .rows_affected()
                 > 0
         }
-        MemberChange::ReplaceAll(ids) => {
-            let members = resolve_members(tx, scope, group, &ids).await?;
+        MemberChange::ReplaceAll(new) => {
+            let members = resolve_members(tx, scope, group, &new).await?;
             let keep: std::collections::HashSet<&str> =
-                members.iter().map(|(id, _)| id.as_str()).collect();
+                members.iter().map(|m| m.id.as_str()).collect();
             let current: Vec<String> = sqlx::query_scalar(
                 "SELECT member_id FROM group_members WHERE tenant_id = $1 AND group_id = $2",
             )
@@ -181,7 +196,7 @@ impl SqliteStore {
         &self,
         scope: TenantScope,
         w: GroupWrite,
-        members: Vec<String>,
+        members: Vec<NewMember>,
     ) -> Result<StoredGroup> {
         let id = Uuid::now_v7();
         let at = now();
@@ -238,10 +253,7 @@ impl SqliteStore {
         .await
         .map_err(StoreError::from_sqlx)?;
         let rows = sqlx::query(
-            "SELECT m.member_id, m.member_type, COALESCE(u.display_name, u.user_name, g.display_name) AS display \
-             FROM group_members m \
-             LEFT JOIN users u ON m.member_type = 'User' AND u.tenant_id = m.tenant_id AND u.id = m.member_id \
-             LEFT JOIN groups g ON m.member_type = 'Group' AND g.tenant_id = m.tenant_id AND g.id = m.member_id \
+            "SELECT m.member_id, m.member_type, m.display FROM group_members m \
              WHERE m.tenant_id = $1 AND m.group_id = $2 ORDER BY m.member_id LIMIT $3",
         )
         .bind(scope.tenant_id().to_string())

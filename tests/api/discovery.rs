@@ -29,7 +29,7 @@ const DEVIATIONS: &[(&str, &str, &str)] = &[
     (
         GROUP_URN,
         "members.display",
-        "a readOnly display name of each member, which clients send and RFC 7643 §4.2 mentions",
+        "the display name of a member as the client sends it (Okta does, and RFC 7644 §3.5.2.1's example), immutable like the other member sub-attributes",
     ),
 ];
 

@@ -76,14 +76,16 @@ both_backends! {
     async fn group_crud_with_members(app) {
         let (u1, u2) = (user(&app, "ann").await, user(&app, "bob").await);
         let g = group(&app, json!({"schemas": [GROUP_URN], "displayName": "Tour Guides", "externalId": "tg",
-            "members": [{"value": u1, "display": "ignored"}, {"value": u2, "type": "User"}]})).await;
+            "members": [{"value": u1, "display": "Ann J"}, {"value": u2, "type": "User"}]})).await;
         let gid = g["id"].as_str().unwrap();
         assert_eq!(g["meta"]["resourceType"], "Group");
         assert_eq!(g["meta"]["location"], format!("{}/Groups/{gid}", app.base));
         assert_eq!(member_ids(&g), sorted(&[&u1, &u2]));
         let m = g["members"].as_array().unwrap().iter().find(|m| m["value"] == u1.as_str()).unwrap();
         assert_eq!(m["type"], "User");
-        assert_eq!(m["display"], "ann display");
+        assert_eq!(m["display"], "Ann J", "the display the client gave");
+        let m2 = g["members"].as_array().unwrap().iter().find(|m| m["value"] == u2.as_str()).unwrap();
+        assert!(m2.get("display").is_none());
         assert_eq!(m["$ref"], format!("{}/Users/{u1}", app.base));
         assert_eq!(get_group(&app, gid).await, g);
 
@@ -229,7 +231,7 @@ both_backends! {
         let u1 = user(&app, "n1").await;
         let inner = group(&app, json!({"displayName": "Inner", "members": [{"value": u1}]})).await;
         let iid = inner["id"].as_str().unwrap();
-        let outer = group(&app, json!({"displayName": "Outer", "members": [{"value": iid, "type": "Group"}, {"value": u1}]})).await;
+        let outer = group(&app, json!({"displayName": "Outer", "members": [{"value": iid, "type": "Group", "display": "Inner"}, {"value": u1}]})).await;
         let oid = outer["id"].as_str().unwrap();
         let m = outer["members"].as_array().unwrap().iter().find(|m| m["value"] == iid).unwrap().clone();
         assert_eq!((m["type"].as_str(), m["display"].as_str()), (Some("Group"), Some("Inner")));
