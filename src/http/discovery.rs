@@ -55,6 +55,7 @@ pub async fn service_provider_config(
 ) -> Response {
     let caps = Capabilities {
         max_results: state.settings().max_results,
+        default_page_size: state.settings().default_page_size,
         documentation_uri: None,
     };
     scim_response(

@@ -14,7 +14,6 @@ use super::extract::{BaseUrl, QueryParams, ScimJson, TenantAdmin};
 use super::list::{self, ListRequest};
 use super::response::{resource_response, scim_response};
 use crate::scim::compat::Quirks;
-use crate::scim::list::list_response;
 use crate::scim::patch::{self, MemberChange, NewMember};
 use crate::scim::projection::Projection;
 use crate::scim::resource::{self, Meta, etag};
@@ -204,13 +203,17 @@ async fn run_list(
         .query_groups(scope, &plan.query)
         .await
         .map_err(list::store_error)?;
+    let (groups, next, previous) = match plan.cursor {
+        Some(_) => list::cursor_page(&plan, groups, |g| g.id),
+        None => (groups, None, None),
+    };
     let mut resources = Vec::with_capacity(groups.len());
     for g in &groups {
         resources.push(render_one(state, scope, base, g, &plan.projection).await?);
     }
     Ok(scim_response(
         StatusCode::OK,
-        &list_response(total, plan.page, resources),
+        &list::response_body(&plan, total, resources, next, previous),
     ))
 }
 

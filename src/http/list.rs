@@ -3,6 +3,9 @@
 //! a store query, a page and a projection.
 
 use super::HttpSettings;
+use base64::Engine as _;
+use uuid::Uuid;
+
 use super::error::ApiError;
 use super::extract::QueryParams;
 use crate::scim::filter;
@@ -11,7 +14,7 @@ use crate::scim::projection::Projection;
 use crate::scim::schema::ResourceType;
 use crate::scim::{ScimError, ScimType};
 use crate::store::StoreError;
-use crate::store::query::{Sort, UserQuery};
+use crate::store::query::{Keyset, ListQuery, Sort};
 
 /// A list request: from the query string (`GET /Users`) or from a
 /// SearchRequest body (`POST /Users/.search`, RFC 7644 §3.4.3).
@@ -24,6 +27,8 @@ pub struct ListRequest {
     count: Option<i64>,
     attributes: Option<String>,
     excluded_attributes: Option<String>,
+    /// RFC 9865: present (even empty) selects cursor pagination.
+    cursor: Option<String>,
 }
 
 impl ListRequest {
@@ -37,6 +42,7 @@ impl ListRequest {
             count: params.get_i64("count")?,
             attributes: text("attributes"),
             excluded_attributes: text("excludedAttributes"),
+            cursor: text("cursor"),
         })
     }
 
@@ -83,15 +89,99 @@ impl ListRequest {
             count: int("count")?,
             attributes: text("attributes")?,
             excluded_attributes: text("excludedAttributes")?,
+            cursor: text("cursor")?,
         })
     }
 }
 
 /// What a list request asks the store and the renderer for.
 pub struct ListPlan {
-    pub query: UserQuery,
+    pub query: ListQuery,
     pub page: Page,
     pub projection: Projection,
+    /// Cursor pagination: whether the request came with a non-empty cursor.
+    pub cursor: Option<bool>,
+}
+
+/// Cursors are opaque to clients: `n<id>` (after) or `p<id>` (before),
+/// base64url-encoded, so only RFC 3986 unreserved characters.
+fn encode_cursor(kind: char, id: Uuid) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}{id}"))
+}
+
+fn decode_cursor(text: &str) -> Result<Keyset, ScimError> {
+    let invalid = || {
+        ScimError::bad_request(
+            ScimType::InvalidCursor,
+            format!("'{text}' is not a cursor this server issued"),
+        )
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| invalid())?;
+    let raw = String::from_utf8(raw).map_err(|_| invalid())?;
+    let (kind, id) = raw.split_at_checked(1).ok_or_else(invalid)?;
+    let id = Uuid::parse_str(id).map_err(|_| invalid())?;
+    match kind {
+        "n" => Ok(Keyset::After(id)),
+        "p" => Ok(Keyset::Before(id)),
+        _ => Err(invalid()),
+    }
+}
+
+/// Trims a cursor page fetched with one extra row and works out its cursors.
+pub fn cursor_page<T>(
+    plan: &ListPlan,
+    mut items: Vec<T>,
+    id_of: fn(&T) -> Uuid,
+) -> (Vec<T>, Option<String>, Option<String>) {
+    let want = plan.page.count as usize;
+    let resumed = plan.cursor == Some(true);
+    match plan.query.keyset {
+        Some(Keyset::Before(_)) => {
+            let more_before = items.len() > want;
+            if more_before {
+                items.remove(0);
+            }
+            let next = items.last().map(|t| encode_cursor('n', id_of(t)));
+            let previous = if more_before {
+                items.first().map(|t| encode_cursor('p', id_of(t)))
+            } else {
+                None
+            };
+            (items, next, previous)
+        }
+        _ => {
+            let more = items.len() > want;
+            items.truncate(want);
+            let next = if more {
+                items.last().map(|t| encode_cursor('n', id_of(t)))
+            } else {
+                None
+            };
+            let previous = if resumed {
+                items.first().map(|t| encode_cursor('p', id_of(t)))
+            } else {
+                None
+            };
+            (items, next, previous)
+        }
+    }
+}
+
+/// The ListResponse for a plan: index-paged with `totalResults`, or a
+/// cursor page with its cursors.
+pub fn response_body(
+    plan: &ListPlan,
+    total: Option<u64>,
+    resources: Vec<serde_json::Value>,
+    next: Option<String>,
+    previous: Option<String>,
+) -> serde_json::Value {
+    match plan.cursor {
+        Some(_) => crate::scim::list::cursor_list_response(resources, next, previous),
+        None => crate::scim::list::list_response(total.unwrap_or(0), plan.page, resources),
+    }
 }
 
 impl ListRequest {
@@ -155,19 +245,51 @@ impl ListRequest {
             settings.default_page_size,
             settings.max_results,
         );
+        let projection = Projection::new(
+            rt,
+            req.attributes.as_deref(),
+            req.excluded_attributes.as_deref(),
+        );
+        let Some(cursor) = req.cursor.as_deref().map(str::trim) else {
+            return Ok(ListPlan {
+                query: ListQuery {
+                    filter,
+                    sort,
+                    offset: page.offset(),
+                    limit: page.count,
+                    keyset: None,
+                },
+                page,
+                projection,
+                cursor: None,
+            });
+        };
+        if sort.is_some() {
+            return Err(ScimError::invalid_value(
+                "cursor pagination follows creation order; sortBy cannot be combined with cursor",
+            ));
+        }
+        let keyset = if cursor.is_empty() {
+            Keyset::After(Uuid::nil())
+        } else {
+            decode_cursor(cursor)?
+        };
+        let page = Page {
+            start_index: 1,
+            count: page.count,
+        };
         Ok(ListPlan {
-            query: UserQuery {
+            query: ListQuery {
                 filter,
-                sort,
-                offset: page.offset(),
-                limit: page.count,
+                sort: None,
+                offset: 0,
+                // One more than asked: whether there is a next page.
+                limit: page.count + 1,
+                keyset: Some(keyset),
             },
             page,
-            projection: Projection::new(
-                rt,
-                req.attributes.as_deref(),
-                req.excluded_attributes.as_deref(),
-            ),
+            projection,
+            cursor: Some(!cursor.is_empty()),
         })
     }
 }

@@ -13,7 +13,6 @@ use super::list::{self, ListRequest};
 use super::response::{resource_response, scim_response};
 use crate::scim::ScimError;
 use crate::scim::compat::Quirks;
-use crate::scim::list::list_response;
 use crate::scim::patch;
 use crate::scim::projection::Projection;
 use crate::scim::resource::{self, Meta, etag};
@@ -178,6 +177,10 @@ async fn run_list(
         .query_users(scope, &plan.query)
         .await
         .map_err(list::store_error)?;
+    let (users, next, previous) = match plan.cursor {
+        Some(_) => list::cursor_page(&plan, users, |u| u.id),
+        None => (users, None, None),
+    };
     let groups = memberships(state, scope, &users, &plan.projection).await?;
     let resources = users
         .iter()
@@ -185,7 +188,7 @@ async fn run_list(
         .collect();
     Ok(scim_response(
         StatusCode::OK,
-        &list_response(total, plan.page, resources),
+        &list::response_body(&plan, total, resources, next, previous),
     ))
 }
 

@@ -15,6 +15,7 @@ pub const SCHEMA_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 #[derive(Debug, Clone)]
 pub struct Capabilities {
     pub max_results: u64,
+    pub default_page_size: u64,
     pub documentation_uri: Option<String>,
 }
 
@@ -118,6 +119,14 @@ pub fn service_provider_config(caps: &Capabilities, base: &str) -> Value {
         // Passwords are accepted but not stored: there is nothing to change.
         "changePassword": {"supported": false},
         "sort": {"supported": true},
+        // RFC 9865: cursors are keysets on creation order and never expire.
+        "pagination": {
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": caps.default_page_size,
+            "maxPageSize": caps.max_results,
+        },
         "etag": {"supported": true},
         "authenticationSchemes": [{
             "type": "oauthbearertoken",

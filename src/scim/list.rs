@@ -48,6 +48,27 @@ pub fn list_response(total_results: u64, page: Page, resources: Vec<Value>) -> V
     })
 }
 
+/// A ListResponse page of cursor pagination (RFC 9865): no `startIndex`;
+/// `nextCursor` unless it is the last page, `previousCursor` unless the first.
+pub fn cursor_list_response(
+    resources: Vec<Value>,
+    next: Option<String>,
+    previous: Option<String>,
+) -> Value {
+    let mut v = serde_json::json!({
+        "schemas": [LIST_RESPONSE_URN],
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    });
+    if let Some(n) = next {
+        v["nextCursor"] = Value::from(n);
+    }
+    if let Some(p) = previous {
+        v["previousCursor"] = Value::from(p);
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -416,8 +416,8 @@ impl Store {
     pub async fn query_users(
         &self,
         scope: TenantScope,
-        q: &query::UserQuery,
-    ) -> Result<(u64, Vec<StoredUser>)> {
+        q: &query::ListQuery,
+    ) -> Result<(Option<u64>, Vec<StoredUser>)> {
         dispatch!(self, s => s.query_users(scope, q).await)
     }
 
@@ -544,8 +544,8 @@ impl Store {
     pub async fn query_groups(
         &self,
         scope: TenantScope,
-        q: &query::UserQuery,
-    ) -> Result<(u64, Vec<StoredGroup>)> {
+        q: &query::ListQuery,
+    ) -> Result<(Option<u64>, Vec<StoredGroup>)> {
         dispatch!(self, s => s.query_groups(scope, q).await)
     }
 

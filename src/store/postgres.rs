@@ -7,7 +7,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::query::{Bind, Dialect, UserQuery, list_sql};
+use super::query::{Bind, Dialect, ListQuery, list_sql};
 use crate::scim::schema::USER_RESOURCE;
 use sqlx::AssertSqlSafe;
 
@@ -324,30 +324,56 @@ impl PgStore {
     pub async fn query_users(
         &self,
         scope: TenantScope,
-        q: &UserQuery,
-    ) -> Result<(u64, Vec<StoredUser>)> {
-        let sql = list_sql(Dialect::Postgres, &USER_RESOURCE, scope, q)
-            .map_err(|e| StoreError::InvalidQuery(e.0))?;
-        let (count, page) = (&sql.count, &sql.page);
-        let total: i64 = bind_all(sqlx::query(AssertSqlSafe(count.text.clone())), &count.binds)
-            .fetch_one(&self.pool)
-            .await
-            .and_then(|row| row.try_get(0))
-            .map_err(StoreError::from_sqlx)?;
+        q: &ListQuery,
+    ) -> Result<(Option<u64>, Vec<StoredUser>)> {
+        self.run_list(&USER_RESOURCE, scope, q, user_from_row).await
+    }
+
+    /// Runs a listing of resource type `rt`: the count (not for keyset pages,
+    /// whose cost must not grow with the tenant) and the page.
+    pub(super) async fn run_list<T>(
+        &self,
+        rt: &'static crate::scim::schema::ResourceType,
+        scope: TenantScope,
+        q: &ListQuery,
+        from_row: fn(&sqlx::postgres::PgRow) -> Result<T>,
+    ) -> Result<(Option<u64>, Vec<T>)> {
+        let sql =
+            list_sql(Dialect::Postgres, rt, scope, q).map_err(|e| StoreError::InvalidQuery(e.0))?;
+        let total = match q.keyset {
+            Some(_) => None,
+            None => {
+                let n: i64 = bind_all(
+                    sqlx::query(AssertSqlSafe(sql.count.text.clone())),
+                    &sql.count.binds,
+                )
+                .fetch_one(self.pool())
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(StoreError::from_sqlx)?;
+                Some(n as u64)
+            }
+        };
         if q.limit == 0 {
-            return Ok((total as u64, Vec::new()));
+            return Ok((total, Vec::new()));
         }
-        let rows = bind_all(sqlx::query(AssertSqlSafe(page.text.clone())), &page.binds)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        let users = rows.iter().map(user_from_row).collect::<Result<_>>()?;
-        Ok((total as u64, users))
+        let rows = bind_all(
+            sqlx::query(AssertSqlSafe(sql.page.text.clone())),
+            &sql.page.binds,
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        let mut items: Vec<T> = rows.iter().map(from_row).collect::<Result<_>>()?;
+        if matches!(q.keyset, Some(super::query::Keyset::Before(_))) {
+            items.reverse();
+        }
+        Ok((total, items))
     }
 
     /// The query plans (`EXPLAIN`) of a user listing's count and page
     /// statements: for checking that a filter shape is index-backed.
-    pub async fn explain_users(&self, scope: TenantScope, q: &UserQuery) -> Result<Vec<String>> {
+    pub async fn explain_users(&self, scope: TenantScope, q: &ListQuery) -> Result<Vec<String>> {
         let sql = list_sql(Dialect::Postgres, &USER_RESOURCE, scope, q)
             .map_err(|e| StoreError::InvalidQuery(e.0))?;
         let mut plans = Vec::new();

@@ -65,11 +65,21 @@ pub struct Sort {
 
 /// A page of a filtered, sorted user listing.
 #[derive(Debug, Clone, Default)]
-pub struct UserQuery {
+pub struct ListQuery {
     pub filter: Option<Filter>,
     pub sort: Option<Sort>,
     pub offset: u64,
     pub limit: u64,
+    /// Keyset paging in id order (cursor pagination, RFC 9865).
+    pub keyset: Option<Keyset>,
+}
+
+/// Where a cursor page starts: after or before a known id (ids are UUIDv7,
+/// so id order is creation order and new resources come last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keyset {
+    After(Uuid),
+    Before(Uuid),
 }
 
 /// The users table's indexed columns, by the attribute they mirror.
@@ -849,7 +859,7 @@ pub fn list_sql(
     dialect: Dialect,
     rt: &'static ResourceType,
     scope: TenantScope,
-    q: &UserQuery,
+    q: &ListQuery,
 ) -> Result<ListSql, Unsupported> {
     let mut sql = Sql::default();
     let tenant = sql.bind(match dialect {
@@ -867,14 +877,28 @@ pub fn list_sql(
         Some(f) => c.filter(f)?,
         None => "TRUE".to_owned(),
     };
-    let order = match &q.sort {
-        Some(sort) => {
+    let mut predicate = predicate;
+    if let Some(k) = q.keyset {
+        let (op, id) = match k {
+            Keyset::After(id) => (">", id),
+            Keyset::Before(id) => ("<", id),
+        };
+        let p = c.sql.bind(match dialect {
+            Dialect::Postgres => Bind::Uuid(id),
+            Dialect::Sqlite => Bind::Text(id.to_string()),
+        });
+        predicate = format!("{predicate} AND u.id {op} {p}");
+    }
+    let order = match (&q.sort, q.keyset) {
+        (_, Some(Keyset::Before(_))) => "u.id DESC".to_owned(),
+        (_, Some(Keyset::After(_))) => "u.id".to_owned(),
+        (Some(sort), None) => {
             let key = c.sort_key(&sort.by)?;
             let dir = if sort.descending { "DESC" } else { "ASC" };
             // Missing values sort last either way; id makes the order total.
             format!("{key} {dir} NULLS LAST, u.id")
         }
-        None => "u.id".to_owned(),
+        (None, None) => "u.id".to_owned(),
     };
     let fenced = c.uses_email_index;
     let filter = format!(

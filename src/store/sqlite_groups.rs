@@ -3,12 +3,12 @@
 //! queue on the busy timeout instead of failing a lock upgrade.
 
 use serde_json::{Map, Value};
+use sqlx::Transaction;
 use sqlx::sqlite::{Sqlite, SqliteRow};
-use sqlx::{AssertSqlSafe, Row, Transaction};
 use uuid::Uuid;
 
-use super::query::{Dialect, UserQuery, list_sql};
-use super::sqlite::{SqliteStore, bind_all, doc_text, from_millis, get, millis, parse_uuid};
+use super::query::ListQuery;
+use super::sqlite::{SqliteStore, doc_text, from_millis, get, millis, parse_uuid};
 use super::{
     GroupWrite, GroupWritten, Member, MemberKind, Membership, ModifyError, Result, StoreError,
     StoredGroup, TenantScope, now,
@@ -278,30 +278,10 @@ impl SqliteStore {
     pub async fn query_groups(
         &self,
         scope: TenantScope,
-        q: &UserQuery,
-    ) -> Result<(u64, Vec<StoredGroup>)> {
-        let sql = list_sql(Dialect::Sqlite, &GROUP_RESOURCE, scope, q)
-            .map_err(|e| StoreError::InvalidQuery(e.0))?;
-        let total: i64 = bind_all(
-            sqlx::query(AssertSqlSafe(sql.count.text.clone())),
-            &sql.count.binds,
-        )
-        .fetch_one(self.pool())
-        .await
-        .and_then(|row| row.try_get(0))
-        .map_err(StoreError::from_sqlx)?;
-        if q.limit == 0 {
-            return Ok((total as u64, Vec::new()));
-        }
-        let rows = bind_all(
-            sqlx::query(AssertSqlSafe(sql.page.text.clone())),
-            &sql.page.binds,
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        let groups = rows.iter().map(group_from_row).collect::<Result<_>>()?;
-        Ok((total as u64, groups))
+        q: &ListQuery,
+    ) -> Result<(Option<u64>, Vec<StoredGroup>)> {
+        self.run_list(&GROUP_RESOURCE, scope, q, group_from_row)
+            .await
     }
 
     pub async fn memberships(&self, scope: TenantScope, users: &[Uuid]) -> Result<Vec<Membership>> {

@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod cursor;
 mod discovery;
 mod errors;
 mod groups;
