@@ -257,3 +257,48 @@ both_backends! {
         assert!(!text.contains("0123456789abcdef"), "the token never reaches the log");
     }
 }
+
+both_backends! {
+    async fn two_processes_on_one_database_lose_no_change(app) {
+        let token = "Ptwoprocs:0123456789abcdefghijklmnopqrstuvwxyz";
+        let mut a = Server::start(&app.database_url, Some(token)).await;
+        let mut b = Server::start(&app.database_url, Some(token)).await;
+        let client = reqwest::Client::new();
+        let created: Value = client
+            .post(format!("{}/scim/v2/Users", a.url))
+            .header("authorization", format!("Bearer {token}"))
+            .json(&serde_json::json!({"userName": "shared"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = created["id"].as_str().unwrap().to_owned();
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let base = if i % 2 == 0 { a.url.clone() } else { b.url.clone() };
+            let req = client
+                .patch(format!("{base}/scim/v2/Users/{id}"))
+                .header("authorization", format!("Bearer {token}"))
+                .json(&serde_json::json!({"Operations": [{"op": "add", "path": "emails", "value": [{"value": format!("p{i}@example.com")}]}]}));
+            tasks.push(tokio::spawn(async move { req.send().await.unwrap().status() }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), StatusCode::OK);
+        }
+        let user: Value = client
+            .get(format!("{}/scim/v2/Users/{id}", b.url))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(user["emails"].as_array().unwrap().len(), 50, "{user}");
+        assert_eq!(user["meta"]["version"], "W/\"51\"");
+        assert!(a.terminate().await.success());
+        assert!(b.terminate().await.success());
+    }
+}

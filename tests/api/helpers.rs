@@ -267,11 +267,19 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, settings: HttpSettings) -> TestApp {
-        let (database_url, scratch) = Self::fresh_database(backend).await;
         let pool = PoolConfig {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
         };
+        Self::spawn_with_pool(backend, settings, pool).await
+    }
+
+    pub async fn spawn_with_pool(
+        backend: Backend,
+        settings: HttpSettings,
+        pool: PoolConfig,
+    ) -> TestApp {
+        let (database_url, scratch) = Self::fresh_database(backend).await;
         let store = Store::connect(&database_url, &pool).await.expect("connect");
         store.migrate().await.expect("migrate");
 

@@ -8,6 +8,7 @@ mod cli;
 mod cursor;
 mod discovery;
 mod errors;
+mod faults;
 mod groups;
 mod patch;
 mod properties;
