@@ -67,7 +67,18 @@ impl StoreError {
     /// trouble becomes `Unavailable`, the rest stays a database error.
     fn from_sqlx(err: sqlx::Error) -> StoreError {
         match &err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+            // PostgreSQL going away: SQLSTATE class 08 (connection exception)
+            // and 57 (operator intervention, e.g. admin shutdown).
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57")) =>
+            {
                 StoreError::Unavailable(err.to_string())
             }
             sqlx::Error::Database(db) if db.is_unique_violation() => {

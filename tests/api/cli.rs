@@ -37,22 +37,23 @@ fn scimd(app: &TestApp, args: &[&str]) -> (bool, String, String) {
 }
 
 /// A running `scimd serve` child; killed if the test fails before stopping it.
-struct Server {
+pub(crate) struct Server {
     child: tokio::process::Child,
     stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Server {
-    async fn start(database_url: &str, bootstrap: Option<&str>) -> Server {
-        Self::start_logging(database_url, bootstrap, None).await
+    pub(crate) async fn start(database_url: &str, bootstrap: Option<&str>) -> Server {
+        Self::start_logging(database_url, bootstrap, None, &[]).await
     }
 
     /// Like `start`, with the server's log (JSON lines, level info) in `log`.
-    async fn start_logging(
+    pub(crate) async fn start_logging(
         database_url: &str,
         bootstrap: Option<&str>,
         log: Option<&std::path::Path>,
+        env: &[(&str, &str)],
     ) -> Server {
         let port = free_port();
         let mut cmd = tokio::process::Command::new(BIN);
@@ -64,6 +65,9 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         if let Some(path) = log {
             cmd.env("RUST_LOG", "info")
                 .env("SCIMD_LOG_FORMAT", "json")
@@ -103,7 +107,7 @@ impl Server {
     }
 
     /// SIGTERM, then the exit status (bounded wait).
-    async fn terminate(&mut self) -> std::process::ExitStatus {
+    pub(crate) async fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().unwrap().to_string();
         assert!(
             Command::new("kill")
@@ -220,7 +224,7 @@ both_backends! {
     async fn the_request_log_line_names_the_compatibility_rules_that_fired(app) {
         let log = std::env::temp_dir().join(format!("scimd-log-{}.jsonl", uuid::Uuid::new_v4()));
         let token = "Plogtest:0123456789abcdefghijklmnopqrstuvwxyz";
-        let mut server = Server::start_logging(&app.database_url, Some(token), Some(&log)).await;
+        let mut server = Server::start_logging(&app.database_url, Some(token), Some(&log), &[]).await;
         let client = reqwest::Client::new();
         let created: Value = client
             .post(format!("{}/scim/v2/Users", server.url))

@@ -104,86 +104,123 @@ fn run_ok(cmd: &mut Command) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// Starts a private PostgreSQL cluster for this test process with the
-/// server binaries `pg_config --bindir` names. A watchdog stops and removes
-/// it once this process has exited (or after two hours at most).
 fn start_throwaway_cluster() -> Result<String, String> {
-    let bindir = PathBuf::from(run_ok(Command::new("pg_config").arg("--bindir"))?);
-    let dir = std::env::temp_dir().join(format!("scimd-pg-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    // PostgreSQL refuses to run as root: run it as the postgres user then.
-    let as_root = run_ok(Command::new("id").arg("-u"))? == "0";
-    let wrap = |program: PathBuf| {
-        if as_root {
+    Cluster::start(&format!("scimd-pg-{}", std::process::id())).map(|c| c.url)
+}
+
+/// A private PostgreSQL cluster started with the server binaries that
+/// `pg_config --bindir` names, on a free loopback port. A watchdog stops and
+/// removes it once this process has exited (or after two hours at most).
+pub struct Cluster {
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`
+    pub url: String,
+    bindir: PathBuf,
+    dir: PathBuf,
+    data: PathBuf,
+    opts: String,
+    as_root: bool,
+}
+
+impl Cluster {
+    fn command(&self, program: &str) -> Command {
+        let path = self.bindir.join(program);
+        if self.as_root {
+            // PostgreSQL refuses to run as root: run it as the postgres user then.
             let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(program);
+            c.args(["-u", "postgres", "--"]).arg(path);
             c
         } else {
-            Command::new(program)
+            Command::new(path)
         }
-    };
-    if as_root {
-        run_ok(Command::new("chown").args(["postgres:postgres"]).arg(&dir))?;
     }
-    let data = dir.join("data");
-    run_ok(
-        wrap(bindir.join("initdb"))
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "-D",
-            ])
-            .arg(&data),
-    )?;
-    let opts = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
-        dir.display()
-    );
-    run_ok(
-        wrap(bindir.join("pg_ctl"))
-            .args(["-w", "-t", "60", "-D"])
-            .arg(&data)
-            .args(["-l"])
-            .arg(dir.join("log"))
-            .args(["-o", &opts, "start"]),
-    )?;
-    let pg_ctl = bindir.join("pg_ctl");
-    let stop = if as_root {
-        format!(
-            "runuser -u postgres -- {} -D {} -m immediate stop",
-            pg_ctl.display(),
-            data.display()
+
+    pub fn start(name: &str) -> Result<Cluster, String> {
+        let bindir = PathBuf::from(run_ok(Command::new("pg_config").arg("--bindir"))?);
+        let dir = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let as_root = run_ok(Command::new("id").arg("-u"))? == "0";
+        if as_root {
+            run_ok(Command::new("chown").args(["postgres:postgres"]).arg(&dir))?;
+        }
+        let cluster = Cluster {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            data: dir.join("data"),
+            opts: format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+                dir.display()
+            ),
+            bindir,
+            dir,
+            as_root,
+        };
+        run_ok(
+            cluster
+                .command("initdb")
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                    "-D",
+                ])
+                .arg(&cluster.data),
+        )?;
+        cluster.up()?;
+        let stop = format!(
+            "{:?}",
+            cluster
+                .command("pg_ctl")
+                .args(["-D"])
+                .arg(&cluster.data)
+                .args(["-m", "immediate", "stop"])
         )
-    } else {
-        format!(
-            "{} -D {} -m immediate stop",
-            pg_ctl.display(),
-            data.display()
+        .replace('"', "");
+        let watchdog = format!(
+            "i=0; while kill -0 {pid} 2>/dev/null && [ $i -lt 7200 ]; do sleep 1; i=$((i+1)); done; {stop} >/dev/null 2>&1; rm -rf {dir}",
+            pid = std::process::id(),
+            dir = cluster.dir.display()
+        );
+        Command::new("sh")
+            .args(["-c", &watchdog])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        eprintln!("started a throwaway PostgreSQL cluster at {}", cluster.url);
+        Ok(cluster)
+    }
+
+    /// Starts the (stopped) cluster and waits until it accepts connections.
+    pub fn up(&self) -> Result<(), String> {
+        run_ok(
+            self.command("pg_ctl")
+                .args(["-w", "-t", "60", "-D"])
+                .arg(&self.data)
+                .args(["-l"])
+                .arg(self.dir.join("log"))
+                .args(["-o", &self.opts, "start"]),
         )
-    };
-    let watchdog = format!(
-        "i=0; while kill -0 {pid} 2>/dev/null && [ $i -lt 7200 ]; do sleep 1; i=$((i+1)); done; {stop} >/dev/null 2>&1; rm -rf {dir}",
-        pid = std::process::id(),
-        dir = dir.display()
-    );
-    Command::new("sh")
-        .args(["-c", &watchdog])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    eprintln!("started a throwaway PostgreSQL cluster on 127.0.0.1:{port}");
-    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+        .map(drop)
+    }
+
+    /// Stops the cluster at once (`-m fast`: connections are cut).
+    pub fn down(&self) -> Result<(), String> {
+        run_ok(
+            self.command("pg_ctl")
+                .args(["-w", "-D"])
+                .arg(&self.data)
+                .args(["-m", "fast", "stop"]),
+        )
+        .map(drop)
+    }
 }
 
 /// Replaces the database name of a PostgreSQL URL.
