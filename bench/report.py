@@ -1,0 +1,117 @@
+"""Parses wrk and pgbench output and renders BENCHMARKS.md.
+
+  report.py wrk FILE          -> one JSON line: rps, p50/p99/max ms, errors
+  report.py pgbench FILE      -> one JSON line: tps, mean latency ms
+  report.py render RESULTS    -> Markdown on stdout (RESULTS: JSON lines with
+                                 backend, op, run and the parsed fields)
+"""
+import json
+import os
+import re
+import statistics
+import sys
+
+
+def ms(text):
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def parse_wrk(path):
+    out = open(path).read()
+    lat = re.search(r"Latency\s+(\S+)\s+(\S+)\s+(\S+)", out)
+    dist = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": ms(dist["50"]), "p99_ms": ms(dist["99"]), "max_ms": ms(lat.group(3)),
+        "errors": (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0),
+    }
+
+
+def parse_pgbench(path):
+    out = open(path).read()
+    return {
+        "tps": float(re.search(r"tps = ([\d.]+)", out).group(1)),
+        "lat_ms": float(re.search(r"latency average = ([\d.]+) ms", out).group(1)),
+    }
+
+
+OPS = [
+    ("patch", "PATCH (Entra's two replaces)", "a", 0.6),
+    ("put", "PUT", "a", 0.6),
+    ("get_filter", "GET ?filter=userName eq", "c", 0.3),
+    ("get_id", "GET /Users/{id}", "c", None),
+    ("post", "POST", "d", 0.85),
+    ("group_add", "Group member add/remove", "a", None),
+    ("entra_sync", "Entra sync mix (60/30/10)", None, None),
+]
+CEILINGS = {
+    "a": "(a) SELECT … FOR UPDATE + UPDATE whole doc + COMMIT",
+    "b": "(b) version-checked UPDATE … RETURNING",
+    "c": "(c) point SELECT by (tenant_id, lower(user_name))",
+    "d": "(d) INSERT of one document",
+}
+
+
+def median(rows, key):
+    return statistics.median(r[key] for r in rows)
+
+
+def render(path):
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    meta = next((r for r in rows if r.get("op") == "meta"), {})
+    by = {}
+    for r in rows:
+        by.setdefault((r.get("backend"), r.get("op")), []).append(r)
+    out = ["# Benchmarks", ""]
+    out.append(f"Run {meta.get('date', '?')} on {meta.get('cores', '?')} cores ({meta.get('cpu', '?')}); "
+               f"{meta.get('n', '?')} users in the tenant (+{meta.get('extra', '?')} outside the big group), "
+               f"a group of {meta.get('n', '?')} members; {meta.get('conns', '?')} connections, "
+               f"{meta.get('duration', '?')} per run, median of {meta.get('runs', '?')} runs. wrk, scimd and "
+               "PostgreSQL share the machine. Reproduce with `bash bench/run.sh` (README).")
+    out += ["", "## PostgreSQL's own ceiling (pgbench -M prepared, same table, same clients)", "",
+            "| work | tps | mean latency |", "|---|---|---|"]
+    for key, label in CEILINGS.items():
+        rs = by.get(("postgres", f"ceiling_{key}"))
+        if rs:
+            out.append(f"| {label} | {median(rs, 'tps'):.0f} | {median(rs, 'lat_ms'):.2f} ms |")
+    for backend, title in [("postgres", "scimd on PostgreSQL"), ("sqlite", "scimd on SQLite (absolute only)")]:
+        if not any(b == backend and not o.startswith("ceiling") and o != "rss" for (b, o) in by):
+            continue
+        out += ["", f"## {title}", "",
+                "| operation | req/s | p50 | p99 | max | errors | vs ceiling | target |",
+                "|---|---|---|---|---|---|---|---|"]
+        for op, label, ceiling, target in OPS:
+            rs = by.get((backend, op))
+            if not rs:
+                continue
+            ratio, goal = "", ""
+            c = by.get(("postgres", f"ceiling_{ceiling}")) if ceiling else None
+            if backend == "postgres" and c:
+                r = median(rs, "rps") / median(c, "tps")
+                ratio = f"{r:.2f} × ({ceiling})"
+                if target:
+                    goal = f"≥ {target} {'met' if r >= target else 'MISSED by %.0f%%' % ((target - r) / target * 100)}"
+            p99 = median(rs, "p99_ms")
+            p99_note = "" if p99 <= 20 else " (> 20 ms)"
+            out.append(f"| {label} | {median(rs, 'rps'):.0f} | {median(rs, 'p50_ms'):.2f} ms | {p99:.2f} ms{p99_note} | "
+                       f"{median(rs, 'max_ms'):.1f} ms | {sum(r['errors'] for r in rs)} | {ratio} | {goal} |")
+        rss = by.get((backend, "rss"))
+        if rss:
+            out.append(f"\nscimd peak RSS (VmHWM) over the whole run: {max(r['kib'] for r in rss) / 1024:.1f} MiB.")
+    notes = os.environ.get("BENCH_NOTES")
+    if notes and os.path.exists(notes):
+        out += ["", open(notes).read().strip()]
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    cmd, arg = sys.argv[1], sys.argv[2]
+    if cmd == "wrk":
+        print(json.dumps(parse_wrk(arg)))
+    elif cmd == "pgbench":
+        print(json.dumps(parse_pgbench(arg)))
+    else:
+        render(arg)

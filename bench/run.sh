@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The benchmark: scimd over HTTP/1.1 keep-alive (wrk) against PostgreSQL's
+# own ceiling for the same work on the same table (pgbench), same machine,
+# same run; then scimd on SQLite. Writes BENCHMARKS.md.
+#
+# Environment: N (users, default 100000; 1000000 works), EXTRA (users
+# outside the big group, 10000), DURATION (per run, 10s), CONNS (32),
+# RUNS (3, the median is reported), BACKENDS ("postgres sqlite"),
+# TEST_DATABASE_URL (else postgres://postgres@127.0.0.1:5432/postgres).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+N="${N:-100000}" EXTRA="${EXTRA:-10000}" DURATION="${DURATION:-10s}" CONNS="${CONNS:-32}" RUNS="${RUNS:-3}"
+BACKENDS="${BACKENDS:-postgres sqlite}"
+work="${BENCH_DIR:-$root/target/bench}"
+mkdir -p "$work"
+export LUA_DIR="$root/bench/lua" N
+
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+pgbench="$(pg_config --bindir)/pgbench"
+echo "== building scimd (release)"
+cargo build --release --locked --bin scimd
+bin="$root/target/release/scimd"
+admin_url="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+export TOKEN="Pbench:$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+results="$work/results.jsonl"
+secs="${DURATION%s}"
+python3 - "$results" <<PY
+import json, os, sys, datetime
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+json.dump({"op": "meta", "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cores": os.cpu_count(),
+           "cpu": cpu, "n": int("$N"), "extra": int("$EXTRA"), "conns": int("$CONNS"), "duration": "$DURATION", "runs": int("$RUNS")},
+          open(sys.argv[1], "w"))
+open(sys.argv[1], "a").write("\n")
+PY
+
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; }
+trap cleanup EXIT
+
+start_scimd() { # url
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  DATABASE_URL="$1" SCIMD_BIND="127.0.0.1:$port" SCIMD_BOOTSTRAP_TOKEN="$TOKEN" SCIMD_DB_POOL_SIZE=16 RUST_LOG=warn \
+    "$bin" serve >"$work/scimd.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "scimd did not start" >&2; cat "$work/scimd.log" >&2; exit 1
+}
+stop_scimd() { # backend
+  local kib; kib="$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")"
+  echo "{\"backend\": \"$1\", \"op\": \"rss\", \"kib\": $kib}" >>"$results"
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+}
+big_group() {
+  curl -fsS -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/scim+json' \
+    -d '{"displayName":"big"}' "http://127.0.0.1:$port/scim/v2/Groups" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
+}
+run_wrk() { # backend op
+  for r in $(seq 1 "$RUNS"); do
+    wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$root/bench/lua/$2.lua" "http://127.0.0.1:$port" >"$work/wrk-$1-$2-$r.txt"
+    python3 "$root/bench/report.py" wrk "$work/wrk-$1-$2-$r.txt" |
+      python3 -c "import json,sys; d=json.load(sys.stdin); d.update(backend='$1', op='$2', run=$r); print(json.dumps(d))" >>"$results"
+  done
+  echo "   $1 $2: $(tail -1 "$results")"
+}
+ops="patch put get_filter get_id post group_add entra_sync"
+
+if [[ " $BACKENDS " == *" postgres "* ]]; then
+  db="scimd_bench_$$"
+  psql "$admin_url" -qAtc "CREATE DATABASE $db" >/dev/null
+  url="${admin_url%/*}/$db"
+  echo "== PostgreSQL: seeding $N users"
+  start_scimd "$url"
+  tenant="$(psql "$url" -qAtc "SELECT t.id FROM tenants t JOIN access_keys k ON k.tenant_id = t.id LIMIT 1")"
+  export GROUP; GROUP="$(big_group)"
+  psql "$url" -q -v ON_ERROR_STOP=1 -v t="$tenant" -v n="$N" -v extra="$EXTRA" -v gid="$GROUP" -f "$root/bench/seed.sql" >/dev/null
+  export IDS="$work/ids-postgres.txt"
+  psql "$url" -qAtc "SELECT id || ' ' || user_name FROM users WHERE tenant_id = '$tenant' AND user_name ~ '^u[0-9]+$' ORDER BY substr(user_name, 2)::int" >"$IDS"
+  echo "== PostgreSQL ceilings (pgbench)"
+  for c in a_rmw b_update_returning c_point_select d_insert; do
+    for r in $(seq 1 "$RUNS"); do
+      "$pgbench" -n -M prepared -c "$CONNS" -j 2 -T "$secs" -f "$root/bench/pgbench/$c.sql" -D t="$tenant" -D n="$N" "$url" \
+        >"$work/pgbench-$c-$r.txt" 2>&1
+      python3 "$root/bench/report.py" pgbench "$work/pgbench-$c-$r.txt" |
+        python3 -c "import json,sys; d=json.load(sys.stdin); d.update(backend='postgres', op='ceiling_${c:0:1}', run=$r); print(json.dumps(d))" >>"$results"
+    done
+    echo "   ceiling $c: $(tail -1 "$results")"
+  done
+  echo "== scimd on PostgreSQL (wrk)"
+  for op in $ops; do run_wrk postgres "$op"; done
+  stop_scimd postgres
+  psql "$admin_url" -qAtc "DROP DATABASE $db WITH (FORCE)" >/dev/null
+fi
+
+if [[ " $BACKENDS " == *" sqlite "* ]]; then
+  file="$work/bench.db"
+  rm -f "$file"*
+  echo "== SQLite: seeding $N users"
+  start_scimd "sqlite://$file"
+  tenant="$(sqlite3 "$file" "SELECT tenant_id FROM access_keys LIMIT 1")"
+  export GROUP; GROUP="$(big_group)"
+  python3 "$root/bench/seed_sqlite.py" "$file" "$tenant" "$N" "$EXTRA" "$GROUP"
+  export IDS="$file.ids"
+  echo "== scimd on SQLite (wrk)"
+  for op in $ops; do run_wrk sqlite "$op"; done
+  stop_scimd sqlite
+fi
+
+python3 "$root/bench/report.py" render "$results" >"$root/BENCHMARKS.md"
+echo "== wrote BENCHMARKS.md"
+cat "$root/BENCHMARKS.md"
