@@ -17,24 +17,10 @@ use crate::scim::patch;
 use crate::scim::projection::Projection;
 use crate::scim::resource::{self, Meta, etag};
 use crate::scim::schema::USER_RESOURCE;
-use crate::store::{Membership, ModifyError, StoreError, StoredUser, TenantScope, UserWrite};
-use std::collections::HashMap;
+use crate::store::{ModifyError, StoreError, StoredUser, TenantScope, UserWrite};
 
 fn location(base: &BaseUrl, id: Uuid) -> String {
     format!("{}/Users/{id}", base.0)
-}
-
-/// One user as a response shows it: with its groups, projected.
-async fn render_one(
-    state: &AppState,
-    scope: TenantScope,
-    base: &BaseUrl,
-    user: &StoredUser,
-    params: &QueryParams,
-) -> Result<serde_json::Value, ApiError> {
-    let projection = projection(params);
-    let groups = memberships(state, scope, std::slice::from_ref(user), &projection).await?;
-    Ok(render(base, user, &groups, &projection))
 }
 
 /// The projection the request asks for (`attributes`, `excludedAttributes`).
@@ -46,34 +32,7 @@ fn projection(params: &QueryParams) -> Projection {
     )
 }
 
-/// The groups of each user, when the response will show them.
-async fn memberships(
-    state: &AppState,
-    scope: TenantScope,
-    users: &[StoredUser],
-    projection: &Projection,
-) -> Result<HashMap<Uuid, Vec<Membership>>, ApiError> {
-    let groups_attr = USER_RESOURCE
-        .schema
-        .attribute("groups")
-        .expect("User has groups");
-    if !projection.includes(groups_attr) {
-        return Ok(HashMap::new());
-    }
-    let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
-    let mut by_user: HashMap<Uuid, Vec<Membership>> = HashMap::new();
-    for m in state.store().memberships(scope, &ids).await? {
-        by_user.entry(m.user_id).or_default().push(m);
-    }
-    Ok(by_user)
-}
-
-fn render(
-    base: &BaseUrl,
-    user: &StoredUser,
-    groups: &HashMap<Uuid, Vec<Membership>>,
-    projection: &Projection,
-) -> serde_json::Value {
+fn render(base: &BaseUrl, user: &StoredUser, projection: &Projection) -> serde_json::Value {
     let meta = Meta {
         resource_type: USER_RESOURCE.name,
         created: user.created,
@@ -84,14 +43,15 @@ fn render(
     let mut rendered = resource::render(&USER_RESOURCE, &user.doc, &user.id.to_string(), &meta);
     if let serde_json::Value::Object(map) = &mut rendered {
         // The derived, read-only `groups` (direct memberships).
-        if let Some(list) = groups.get(&user.id).filter(|l| !l.is_empty()) {
-            let values = list
+        if !user.groups.is_empty() {
+            let values = user
+                .groups
                 .iter()
-                .map(|m| {
+                .map(|g| {
                     serde_json::json!({
-                        "value": m.group_id.to_string(),
-                        "$ref": format!("{}/Groups/{}", base.0, m.group_id),
-                        "display": m.display,
+                        "value": g.id.to_string(),
+                        "$ref": format!("{}/Groups/{}", base.0, g.id),
+                        "display": g.display,
                         "type": "direct",
                     })
                 })
@@ -135,7 +95,7 @@ pub async fn create(
         .store()
         .create_user(scope, &UserWrite::from_doc(doc))
         .await?;
-    let body = render(&base, &user, &HashMap::new(), &projection(&params));
+    let body = render(&base, &user, &projection(&params));
     Ok(resource_response(
         StatusCode::CREATED,
         &body,
@@ -159,7 +119,7 @@ pub async fn get(
         .ok_or_else(|| not_found(&id))?;
     Ok(resource_response(
         StatusCode::OK,
-        &render_one(&state, scope, &base, &user, &params).await?,
+        &render(&base, &user, &projection(&params)),
         &etag(user.version),
         None,
     ))
@@ -181,10 +141,9 @@ async fn run_list(
         Some(_) => list::cursor_page(&plan, users, |u| u.id),
         None => (users, None, None),
     };
-    let groups = memberships(state, scope, &users, &plan.projection).await?;
     let resources = users
         .iter()
-        .map(|u| render(base, u, &groups, &plan.projection))
+        .map(|u| render(base, u, &plan.projection))
         .collect();
     Ok(scim_response(
         StatusCode::OK,
@@ -241,7 +200,7 @@ pub async fn replace(
     let user = replaced.user;
     Ok(resource_response(
         StatusCode::OK,
-        &render_one(&state, scope, &base, &user, &params).await?,
+        &render(&base, &user, &projection(&params)),
         &etag(user.version),
         None,
     ))
@@ -298,7 +257,7 @@ pub async fn patch(
     };
     Ok(resource_response(
         StatusCode::OK,
-        &render_one(&state, scope, &base, &user, &params).await?,
+        &render(&base, &user, &projection(&params)),
         &etag(user.version),
         None,
     ))

@@ -113,6 +113,33 @@ pub struct StoredUser {
     pub created: DateTime<Utc>,
     pub modified: DateTime<Utc>,
     pub doc: Map<String, Value>,
+    /// The groups the user belongs to directly (read in the same query).
+    pub groups: Vec<GroupRef>,
+}
+
+/// A group a user belongs to: the user's derived `groups` attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    pub id: Uuid,
+    pub display: String,
+}
+
+impl GroupRef {
+    /// Parses the `[[group id, display name], …]` JSON the user queries return.
+    fn parse_list(text: &str) -> Result<Vec<GroupRef>> {
+        let pairs: Vec<(String, String)> =
+            serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("groups: {e}")))?;
+        pairs
+            .into_iter()
+            .map(|(id, display)| {
+                Ok(GroupRef {
+                    id: Uuid::parse_str(&id)
+                        .map_err(|e| StoreError::Corrupt(format!("group id: {e}")))?,
+                    display,
+                })
+            })
+            .collect()
+    }
 }
 
 /// What a create or replace writes: the document and the columns derived from it.
@@ -233,14 +260,6 @@ pub struct Member {
     pub id: Uuid,
     pub kind: MemberKind,
     pub display: Option<String>,
-}
-
-/// A group a user belongs to (the user's derived `groups` attribute).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Membership {
-    pub user_id: Uuid,
-    pub group_id: Uuid,
-    pub display: String,
 }
 
 /// The outcome of a group write: the group, and whether anything changed.
@@ -558,14 +577,6 @@ impl Store {
         q: &query::ListQuery,
     ) -> Result<(Option<u64>, Vec<StoredGroup>)> {
         dispatch!(self, s => s.query_groups(scope, q).await)
-    }
-
-    /// The groups each of `users` belongs to directly.
-    pub async fn memberships(&self, scope: TenantScope, users: &[Uuid]) -> Result<Vec<Membership>> {
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
-        dispatch!(self, s => s.memberships(scope, users).await)
     }
 
     /// Changes a group in one transaction, with the group row locked: the

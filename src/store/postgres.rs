@@ -12,8 +12,8 @@ use crate::scim::schema::USER_RESOURCE;
 use sqlx::AssertSqlSafe;
 
 use super::{
-    KeyInfo, KeyRecord, NewKey, PoolConfig, Project, Result, StoreError, StoredUser, Tenant,
-    TenantScope, UserWrite, now,
+    GroupRef, KeyInfo, KeyRecord, NewKey, PoolConfig, Project, Result, StoreError, StoredUser,
+    Tenant, TenantScope, UserWrite, now,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -49,6 +49,24 @@ pub(super) fn bind_all<'q>(
     query
 }
 
+/// The `groups` column of user queries: the user's direct memberships as
+/// `[[group id, display name], …]`, read with the user in one round trip.
+macro_rules! groups_of {
+    ($t:literal) => {
+        concat!(
+            "COALESCE((SELECT jsonb_agg(jsonb_build_array(m.group_id::text, g.display_name) \
+             ORDER BY g.display_name_lower, m.group_id) FROM group_members m \
+             JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id \
+             WHERE m.tenant_id = ",
+            $t,
+            ".tenant_id AND m.member_id = ",
+            $t,
+            ".id), '[]'::jsonb)::text AS groups"
+        )
+    };
+}
+pub(super) use groups_of;
+
 fn user_from_row(row: &PgRow) -> Result<StoredUser> {
     let Json(doc): Json<Map<String, Value>> = row.try_get("doc").map_err(StoreError::from_sqlx)?;
     Ok(StoredUser {
@@ -57,6 +75,7 @@ fn user_from_row(row: &PgRow) -> Result<StoredUser> {
         created: row.try_get("created_at").map_err(StoreError::from_sqlx)?,
         modified: row.try_get("modified_at").map_err(StoreError::from_sqlx)?,
         doc,
+        groups: GroupRef::parse_list(row.try_get("groups").map_err(StoreError::from_sqlx)?)?,
     })
 }
 
@@ -306,13 +325,16 @@ impl PgStore {
             created: at,
             modified: at,
             doc: w.doc.clone(),
+            groups: Vec::new(),
         })
     }
 
     pub async fn get_user(&self, scope: TenantScope, id: Uuid) -> Result<Option<StoredUser>> {
-        let row = sqlx::query(
-            "SELECT id, version, created_at, modified_at, doc FROM users WHERE tenant_id = $1 AND id = $2",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT id, version, created_at, modified_at, doc, ",
+            groups_of!("users"),
+            " FROM users WHERE tenant_id = $1 AND id = $2"
+        ))
         .bind(scope.tenant_id())
         .bind(id)
         .fetch_optional(&self.pool)
@@ -340,22 +362,26 @@ impl PgStore {
     ) -> Result<(Option<u64>, Vec<T>)> {
         let sql =
             list_sql(Dialect::Postgres, rt, scope, q).map_err(|e| StoreError::InvalidQuery(e.0))?;
-        let total = match q.keyset {
-            Some(_) => None,
-            None => {
-                let n: i64 = bind_all(
-                    sqlx::query(AssertSqlSafe(sql.count.text.clone())),
-                    &sql.count.binds,
-                )
-                .fetch_one(self.pool())
-                .await
-                .and_then(|row| row.try_get(0))
-                .map_err(StoreError::from_sqlx)?;
-                Some(n as u64)
-            }
+        let count = || async {
+            let n: i64 = bind_all(
+                sqlx::query(AssertSqlSafe(sql.count.text.clone())),
+                &sql.count.binds,
+            )
+            .fetch_one(self.pool())
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(StoreError::from_sqlx)?;
+            Ok::<_, StoreError>(n as u64)
         };
         if q.limit == 0 {
-            return Ok((total, Vec::new()));
+            return Ok((
+                if q.keyset.is_some() {
+                    None
+                } else {
+                    Some(count().await?)
+                },
+                Vec::new(),
+            ));
         }
         let rows = bind_all(
             sqlx::query(AssertSqlSafe(sql.page.text.clone())),
@@ -364,6 +390,18 @@ impl PgStore {
         .fetch_all(self.pool())
         .await
         .map_err(StoreError::from_sqlx)?;
+        // The page's window count is the total; an empty page past the
+        // start needs the count on its own.
+        let total = match (q.keyset, rows.first()) {
+            (Some(_), _) => None,
+            (None, Some(first)) => Some(
+                first
+                    .try_get::<i64, _>("total_count")
+                    .map_err(StoreError::from_sqlx)? as u64,
+            ),
+            (None, None) if q.offset == 0 => Some(0),
+            (None, None) => Some(count().await?),
+        };
         let mut items: Vec<T> = rows.iter().map(from_row).collect::<Result<_>>()?;
         if matches!(q.keyset, Some(super::query::Keyset::Before(_))) {
             items.reverse();
@@ -404,14 +442,15 @@ impl PgStore {
         w: &UserWrite,
         if_version: Option<i64>,
     ) -> Result<Option<StoredUser>> {
-        let row = sqlx::query(
+        let row = sqlx::query(concat!(
             "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
              display_name = $7, doc = $8, version = version + 1, modified_at = $9, \
              display_name_lower = $11, email_keys = $12 \
              WHERE tenant_id = $1 AND id = $2 AND ($10::bigint IS NULL OR version = $10) \
              AND doc IS DISTINCT FROM $8 \
-             RETURNING id, version, created_at, modified_at, doc",
-        )
+             RETURNING id, version, created_at, modified_at, doc, ",
+            groups_of!("users")
+        ))
         .bind(scope.tenant_id())
         .bind(id)
         .bind(&w.user_name)

@@ -9,8 +9,8 @@ use uuid::Uuid;
 use super::postgres::PgStore;
 use super::query::ListQuery;
 use super::{
-    GroupWrite, GroupWritten, Member, MemberKind, Membership, ModifyError, Result, StoreError,
-    StoredGroup, TenantScope, now,
+    GroupWrite, GroupWritten, Member, MemberKind, ModifyError, Result, StoreError, StoredGroup,
+    TenantScope, now,
 };
 use crate::scim::patch::{MemberChange, NewMember};
 use crate::scim::schema::GROUP_RESOURCE;
@@ -271,29 +271,6 @@ impl PgStore {
     ) -> Result<(Option<u64>, Vec<StoredGroup>)> {
         self.run_list(&GROUP_RESOURCE, scope, q, group_from_row)
             .await
-    }
-
-    pub async fn memberships(&self, scope: TenantScope, users: &[Uuid]) -> Result<Vec<Membership>> {
-        let rows = sqlx::query(
-            "SELECT m.member_id, m.group_id, g.display_name FROM group_members m \
-             JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id \
-             WHERE m.tenant_id = $1 AND m.member_id = ANY($2) ORDER BY m.member_id, g.display_name_lower, m.group_id",
-        )
-        .bind(scope.tenant_id())
-        .bind(users)
-        .fetch_all(self.pool())
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        rows.iter()
-            .map(|r| {
-                Ok(Membership {
-                    user_id: r.try_get("member_id")?,
-                    group_id: r.try_get("group_id")?,
-                    display: r.try_get("display_name")?,
-                })
-            })
-            .collect::<std::result::Result<_, sqlx::Error>>()
-            .map_err(StoreError::from_sqlx)
     }
 
     pub async fn modify_group<E>(

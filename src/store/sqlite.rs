@@ -18,8 +18,8 @@ use crate::scim::schema::USER_RESOURCE;
 use sqlx::AssertSqlSafe;
 
 use super::{
-    KeyInfo, KeyRecord, NewKey, PoolConfig, Project, Result, StoreError, StoredUser, Tenant,
-    TenantScope, UserWrite, now,
+    GroupRef, KeyInfo, KeyRecord, NewKey, PoolConfig, Project, Result, StoreError, StoredUser,
+    Tenant, TenantScope, UserWrite, now,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -27,6 +27,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// SQLite has one writer at a time. Writers of this process queue here
+    /// (first come, first served) instead of spinning on SQLITE_BUSY, whose
+    /// back-off makes tail latency explode under concurrent writes. Other
+    /// processes still meet the busy timeout.
+    write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 pub(super) fn millis(t: DateTime<Utc>) -> i64 {
@@ -75,6 +80,25 @@ pub(super) fn bind_all<'q>(
     query
 }
 
+/// The `groups` column of user queries: the user's direct memberships as
+/// `[[group id, display name], …]`, read with the user in one round trip.
+macro_rules! groups_of {
+    ($t:literal) => {
+        concat!(
+            "COALESCE((SELECT json_group_array(json_array(x.group_id, x.display_name)) FROM \
+             (SELECT m.group_id, g.display_name FROM group_members m \
+             JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id \
+             WHERE m.tenant_id = ",
+            $t,
+            ".tenant_id AND m.member_id = ",
+            $t,
+            ".id \
+             ORDER BY g.display_name_lower, m.group_id) x), '[]') AS groups"
+        )
+    };
+}
+pub(super) use groups_of;
+
 fn user_from_row(row: &SqliteRow) -> Result<StoredUser> {
     let doc: String = get(row, "doc")?;
     let doc = serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -84,6 +108,7 @@ fn user_from_row(row: &SqliteRow) -> Result<StoredUser> {
         created: from_millis(get(row, "created_at")?)?,
         modified: from_millis(get(row, "modified_at")?)?,
         doc,
+        groups: GroupRef::parse_list(&get::<String>(row, "groups")?)?,
     })
 }
 
@@ -111,12 +136,20 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(StoreError::from_sqlx)?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            write_lock: Default::default(),
+        })
     }
 
     /// The pool, for tests and tools that need raw SQL.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Waits for this process's turn to write.
+    pub(super) async fn writer(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.write_lock.clone().lock_owned().await
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -314,6 +347,7 @@ impl SqliteStore {
     pub async fn create_user(&self, scope: TenantScope, w: &UserWrite) -> Result<StoredUser> {
         let id = Uuid::now_v7();
         let at = now();
+        let _turn = self.writer().await;
         sqlx::query(
             "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc, display_name_lower) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9, $10)",
@@ -337,13 +371,16 @@ impl SqliteStore {
             created: at,
             modified: at,
             doc: w.doc.clone(),
+            groups: Vec::new(),
         })
     }
 
     pub async fn get_user(&self, scope: TenantScope, id: Uuid) -> Result<Option<StoredUser>> {
-        let row = sqlx::query(
-            "SELECT id, version, created_at, modified_at, doc FROM users WHERE tenant_id = $1 AND id = $2",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT id, version, created_at, modified_at, doc, ",
+            groups_of!("users"),
+            " FROM users WHERE tenant_id = $1 AND id = $2"
+        ))
         .bind(scope.tenant_id().to_string())
         .bind(id.to_string())
         .fetch_optional(&self.pool)
@@ -371,22 +408,26 @@ impl SqliteStore {
     ) -> Result<(Option<u64>, Vec<T>)> {
         let sql =
             list_sql(Dialect::Sqlite, rt, scope, q).map_err(|e| StoreError::InvalidQuery(e.0))?;
-        let total = match q.keyset {
-            Some(_) => None,
-            None => {
-                let n: i64 = bind_all(
-                    sqlx::query(AssertSqlSafe(sql.count.text.clone())),
-                    &sql.count.binds,
-                )
-                .fetch_one(self.pool())
-                .await
-                .and_then(|row| row.try_get(0))
-                .map_err(StoreError::from_sqlx)?;
-                Some(n as u64)
-            }
+        let count = || async {
+            let n: i64 = bind_all(
+                sqlx::query(AssertSqlSafe(sql.count.text.clone())),
+                &sql.count.binds,
+            )
+            .fetch_one(self.pool())
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(StoreError::from_sqlx)?;
+            Ok::<_, StoreError>(n as u64)
         };
         if q.limit == 0 {
-            return Ok((total, Vec::new()));
+            return Ok((
+                if q.keyset.is_some() {
+                    None
+                } else {
+                    Some(count().await?)
+                },
+                Vec::new(),
+            ));
         }
         let rows = bind_all(
             sqlx::query(AssertSqlSafe(sql.page.text.clone())),
@@ -395,6 +436,18 @@ impl SqliteStore {
         .fetch_all(self.pool())
         .await
         .map_err(StoreError::from_sqlx)?;
+        // The page's window count is the total; an empty page past the
+        // start needs the count on its own.
+        let total = match (q.keyset, rows.first()) {
+            (Some(_), _) => None,
+            (None, Some(first)) => Some(
+                first
+                    .try_get::<i64, _>("total_count")
+                    .map_err(StoreError::from_sqlx)? as u64,
+            ),
+            (None, None) if q.offset == 0 => Some(0),
+            (None, None) => Some(count().await?),
+        };
         let mut items: Vec<T> = rows.iter().map(from_row).collect::<Result<_>>()?;
         if matches!(q.keyset, Some(super::query::Keyset::Before(_))) {
             items.reverse();
@@ -412,12 +465,14 @@ impl SqliteStore {
         if_version: Option<i64>,
     ) -> Result<Option<StoredUser>> {
         let doc = doc_text(&w.doc);
-        let row = sqlx::query(
+        let _turn = self.writer().await;
+        let row = sqlx::query(concat!(
             "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
              display_name = $7, doc = $8, version = version + 1, modified_at = $9, display_name_lower = $11 \
              WHERE tenant_id = $1 AND id = $2 AND ($10 IS NULL OR version = $10) AND doc IS NOT $8 \
-             RETURNING id, version, created_at, modified_at, doc",
-        )
+             RETURNING id, version, created_at, modified_at, doc, ",
+            groups_of!("users")
+        ))
         .bind(scope.tenant_id().to_string())
         .bind(id.to_string())
         .bind(&w.user_name)
@@ -442,6 +497,7 @@ impl SqliteStore {
         id: Uuid,
         if_version: Option<i64>,
     ) -> Result<bool> {
+        let _turn = self.writer().await;
         let done = sqlx::query(
             "DELETE FROM users WHERE tenant_id = $1 AND id = $2 AND ($3 IS NULL OR version = $3)",
         )

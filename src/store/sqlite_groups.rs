@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::query::ListQuery;
 use super::sqlite::{SqliteStore, doc_text, from_millis, get, millis, parse_uuid};
 use super::{
-    GroupWrite, GroupWritten, Member, MemberKind, Membership, ModifyError, Result, StoreError,
-    StoredGroup, TenantScope, now,
+    GroupWrite, GroupWritten, Member, MemberKind, ModifyError, Result, StoreError, StoredGroup,
+    TenantScope, now,
 };
 use crate::scim::patch::{MemberChange, NewMember};
 use crate::scim::schema::GROUP_RESOURCE;
@@ -185,11 +185,15 @@ async fn apply_change(
 }
 
 impl SqliteStore {
-    async fn begin_write(&self) -> Result<Tx> {
-        self.pool()
+    /// This process's turn to write, and a transaction holding the write lock.
+    async fn begin_write(&self) -> Result<(tokio::sync::OwnedMutexGuard<()>, Tx)> {
+        let turn = self.writer().await;
+        let tx = self
+            .pool()
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(StoreError::from_sqlx)
+            .map_err(StoreError::from_sqlx)?;
+        Ok((turn, tx))
     }
 
     pub async fn create_group(
@@ -200,7 +204,7 @@ impl SqliteStore {
     ) -> Result<StoredGroup> {
         let id = Uuid::now_v7();
         let at = now();
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO groups (tenant_id, id, display_name, display_name_lower, external_id, version, created_at, modified_at, doc) \
              VALUES ($1, $2, $3, $4, $5, 1, $6, $6, $7)",
@@ -284,30 +288,6 @@ impl SqliteStore {
             .await
     }
 
-    pub async fn memberships(&self, scope: TenantScope, users: &[Uuid]) -> Result<Vec<Membership>> {
-        let mut out = Vec::new();
-        for user in users {
-            let rows = sqlx::query(
-                "SELECT m.group_id, g.display_name FROM group_members m \
-                 JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id \
-                 WHERE m.tenant_id = $1 AND m.member_id = $2 ORDER BY g.display_name_lower, m.group_id",
-            )
-            .bind(scope.tenant_id().to_string())
-            .bind(user.to_string())
-            .fetch_all(self.pool())
-            .await
-            .map_err(StoreError::from_sqlx)?;
-            for r in &rows {
-                out.push(Membership {
-                    user_id: *user,
-                    group_id: parse_uuid(&get::<String>(r, "group_id")?)?,
-                    display: get(r, "display_name")?,
-                });
-            }
-        }
-        Ok(out)
-    }
-
     pub async fn modify_group<E>(
         &self,
         scope: TenantScope,
@@ -316,7 +296,7 @@ impl SqliteStore {
         change: impl FnOnce(&Map<String, Value>) -> std::result::Result<Map<String, Value>, E>,
         members: Vec<MemberChange>,
     ) -> std::result::Result<GroupWritten, ModifyError<E>> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let row = sqlx::query("SELECT id, version, created_at, modified_at, doc FROM groups WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id().to_string())
             .bind(id.to_string())
@@ -373,6 +353,7 @@ impl SqliteStore {
         id: Uuid,
         if_version: Option<i64>,
     ) -> Result<bool> {
+        let _turn = self.writer().await;
         let done = sqlx::query(
             "DELETE FROM groups WHERE tenant_id = $1 AND id = $2 AND ($3 IS NULL OR version = $3)",
         )
