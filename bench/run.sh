@@ -6,7 +6,8 @@
 # Environment: N (users, default 100000; 1000000 works), EXTRA (users
 # outside the big group, 10000), DURATION (per run, 10s), CONNS (32),
 # RUNS (3, the median is reported), BACKENDS ("postgres sqlite"),
-# TEST_DATABASE_URL (else postgres://postgres@127.0.0.1:5432/postgres).
+# TEST_DATABASE_URL (else postgres://postgres@127.0.0.1:5432/postgres);
+# OPS and CEILINGS narrow what runs (for profiling one operation).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -63,7 +64,8 @@ run_wrk() { # backend op
   done
   echo "   $1 $2: $(tail -1 "$results")"
 }
-ops="patch put get_filter get_id post group_add entra_sync"
+ops="${OPS:-patch put get_filter get_id post group_add entra_sync}"
+ceilings="${CEILINGS-a_rmw b_update_returning c_point_select d_insert}"
 
 if [[ " $BACKENDS " == *" postgres "* ]]; then
   db="scimd_bench_$$"
@@ -77,7 +79,7 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
   export IDS="$work/ids-postgres.txt"
   psql "$url" -qAtc "SELECT id || ' ' || user_name FROM users WHERE tenant_id = '$tenant' AND user_name ~ '^u[0-9]+$' ORDER BY substr(user_name, 2)::int" >"$IDS"
   echo "== PostgreSQL ceilings (pgbench)"
-  for c in a_rmw b_update_returning c_point_select d_insert; do
+  for c in $ceilings; do
     for r in $(seq 1 "$RUNS"); do
       "$pgbench" -n -M prepared -c "$CONNS" -j 2 -T "$secs" -f "$root/bench/pgbench/$c.sql" -D t="$tenant" -D n="$N" "$url" \
         >"$work/pgbench-$c-$r.txt" 2>&1
@@ -106,6 +108,6 @@ if [[ " $BACKENDS " == *" sqlite "* ]]; then
   stop_scimd sqlite
 fi
 
-python3 "$root/bench/report.py" render "$results" >"$root/BENCHMARKS.md"
+BENCH_NOTES="${BENCH_NOTES:-$root/bench/notes.md}" python3 "$root/bench/report.py" render "$results" >"$root/BENCHMARKS.md"
 echo "== wrote BENCHMARKS.md"
 cat "$root/BENCHMARKS.md"
