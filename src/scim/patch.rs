@@ -895,28 +895,6 @@ fn member_ids(value: Option<&Value>, attr: &str) -> Result<Vec<String>, ScimErro
         .collect())
 }
 
-/// The ids a `value eq "…"` filter (or an `or` of them) selects.
-fn filter_ids(f: &Filter) -> Option<Vec<String>> {
-    match f {
-        Filter::Compare {
-            path,
-            op: CompareOp::Eq,
-            value: CompValue::String(s),
-        } if path.uri.is_none()
-            && path.sub.is_none()
-            && path.name.eq_ignore_ascii_case("value") =>
-        {
-            Some(vec![s.clone()])
-        }
-        Filter::Or(a, b) => {
-            let mut ids = filter_ids(a)?;
-            ids.extend(filter_ids(b)?);
-            Some(ids)
-        }
-        _ => None,
-    }
-}
-
 /// Splits `ops` into operations on the document and changes to the
 /// row-stored multi-valued attribute `attr` of `rt` (a group's `members`).
 pub fn split_row_attribute(
@@ -944,7 +922,7 @@ pub fn split_row_attribute(
                     )));
                 }
                 let change = match (&path.filter, op.op) {
-                    (Some(f), OpKind::Remove) => MemberChange::RemoveMatching(filter_ids(f).ok_or_else(|| {
+                    (Some(f), OpKind::Remove) => MemberChange::RemoveMatching(f.value_eq_strings().ok_or_else(|| {
                         invalid_path(format!(
                             "members can be selected by value only, e.g. {attr}[value eq \"<id>\"]"
                         ))

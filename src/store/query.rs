@@ -539,7 +539,8 @@ impl Compiler<'_> {
     fn value_path(&mut self, path: &AttrPath, inner: &Filter) -> Result<String, Unsupported> {
         let r = self.resolve(path)?;
         if let Some(row) = row_attribute(self.rt, &r) {
-            let ids = value_eq_ids(inner)
+            let ids = inner
+                .value_eq_strings()
                 .ok_or_else(|| Unsupported(format!("'{path}[…]' can select by 'value eq' only")))?;
             return Ok(self.membership(row, &ids));
         }
@@ -790,28 +791,6 @@ impl ElementCompiler<'_> {
             lit,
             ScalarAt::Element(def, true),
         )
-    }
-}
-
-/// The ids `value eq "…"` (or an `or` of such) selects.
-fn value_eq_ids(f: &Filter) -> Option<Vec<String>> {
-    match f {
-        Filter::Compare {
-            path,
-            op: CompareOp::Eq,
-            value: CompValue::String(s),
-        } if path.uri.is_none()
-            && path.sub.is_none()
-            && path.name.eq_ignore_ascii_case("value") =>
-        {
-            Some(vec![s.clone()])
-        }
-        Filter::Or(a, b) => {
-            let mut ids = value_eq_ids(a)?;
-            ids.extend(value_eq_ids(b)?);
-            Some(ids)
-        }
-        _ => None,
     }
 }
 

@@ -83,6 +83,31 @@ pub enum Filter {
     },
 }
 
+impl Filter {
+    /// The strings `value eq "…"` (or an `or` of such) selects, as in
+    /// `members[value eq "a" or value eq "b"]`; `None` for any other shape.
+    pub fn value_eq_strings(&self) -> Option<Vec<String>> {
+        match self {
+            Filter::Compare {
+                path,
+                op: CompareOp::Eq,
+                value: CompValue::String(s),
+            } if path.uri.is_none()
+                && path.sub.is_none()
+                && path.name.eq_ignore_ascii_case("value") =>
+            {
+                Some(vec![s.clone()])
+            }
+            Filter::Or(a, b) => {
+                let mut all = a.value_eq_strings()?;
+                all.extend(b.value_eq_strings()?);
+                Some(all)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// A PATCH `path` (RFC 7644 §3.5.2): `attrPath` or
 /// `attrPath "[" valFilter "]" ["." subAttr]`.
 #[derive(Debug, Clone, PartialEq)]
