@@ -43,7 +43,6 @@ pub(super) fn bind_all<'q>(
             Bind::Time(t) => query.bind(*t),
             Bind::Uuid(u) => query.bind(*u),
             Bind::TextArray(a) => query.bind(a.as_slice()),
-            Bind::Int(i) => query.bind(*i),
         };
     }
     query

@@ -74,7 +74,6 @@ pub(super) fn bind_all<'q>(
             Bind::Time(t) => query.bind(millis(*t)),
             Bind::Uuid(u) => query.bind(u.to_string()),
             Bind::TextArray(a) => query.bind(serde_json::to_string(a).unwrap_or_default()),
-            Bind::Int(i) => query.bind(*i),
         };
     }
     query
