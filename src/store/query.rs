@@ -257,34 +257,7 @@ fn json_present(d: Dialect, base: &str, keys: &[&str]) -> String {
 impl Compiler<'_> {
     /// `WHERE`-clause SQL for `filter` (already validated against the schema).
     pub fn filter(&mut self, filter: &Filter) -> Result<String, Unsupported> {
-        Ok(match filter {
-            Filter::And(a, b) => format!("({} AND {})", self.filter(a)?, self.filter(b)?),
-            Filter::Or(a, b) => format!("({} OR {})", self.filter(a)?, self.filter(b)?),
-            Filter::Not(inner) => format!("(NOT {})", self.filter(inner)?),
-            Filter::Present(path) => self.present(path)?,
-            Filter::Compare {
-                path,
-                op: op @ (CompareOp::Eq | CompareOp::Ne),
-                value: CompValue::Null,
-            } => {
-                let present = self.present(path)?;
-                if *op == CompareOp::Eq {
-                    format!("(NOT {present})")
-                } else {
-                    present
-                }
-            }
-            Filter::Compare {
-                path,
-                op: CompareOp::Ne,
-                value,
-            } => {
-                let eq = self.compare(path, CompareOp::Eq, value)?;
-                format!("(NOT {eq})")
-            }
-            Filter::Compare { path, op, value } => self.compare(path, *op, value)?,
-            Filter::ValuePath { path, filter } => self.value_path(path, filter)?,
-        })
+        boolean(self, filter)
     }
 
     fn resolve(&self, path: &AttrPath) -> Result<Resolved, Unsupported> {
@@ -549,7 +522,7 @@ impl Compiler<'_> {
             parent: r.attr,
             sql: self.sql,
         };
-        let pred = element.filter(inner)?;
+        let pred = boolean(&mut element, inner)?;
         let mut out = self.exists_value(&keys, |e| pred.replace(ELEMENT, e));
         // emails[value eq "…" and …]: let the GIN index narrow it first.
         if self.dialect == Dialect::Postgres
@@ -716,6 +689,87 @@ fn text_compare(
     })
 }
 
+/// The leaves of a filter, compiled for one scope (the resource, or one
+/// value inside `attr[…]`); [`boolean`] combines them the same way for both.
+trait Leaves {
+    fn present(&mut self, path: &AttrPath) -> Result<String, Unsupported>;
+    fn compare(
+        &mut self,
+        path: &AttrPath,
+        op: CompareOp,
+        lit: &CompValue,
+    ) -> Result<String, Unsupported>;
+    fn value_path(&mut self, path: &AttrPath, inner: &Filter) -> Result<String, Unsupported>;
+}
+
+/// `and`/`or`/`not`, `eq null` as "not present", `ne` as "not eq": every
+/// predicate two-valued, as the evaluator reads them.
+fn boolean(l: &mut impl Leaves, filter: &Filter) -> Result<String, Unsupported> {
+    Ok(match filter {
+        Filter::And(a, b) => format!("({} AND {})", boolean(l, a)?, boolean(l, b)?),
+        Filter::Or(a, b) => format!("({} OR {})", boolean(l, a)?, boolean(l, b)?),
+        Filter::Not(inner) => format!("(NOT {})", boolean(l, inner)?),
+        Filter::Present(path) => l.present(path)?,
+        Filter::Compare {
+            path,
+            op: op @ (CompareOp::Eq | CompareOp::Ne),
+            value: CompValue::Null,
+        } => {
+            let present = l.present(path)?;
+            if *op == CompareOp::Eq {
+                format!("(NOT {present})")
+            } else {
+                present
+            }
+        }
+        Filter::Compare {
+            path,
+            op: CompareOp::Ne,
+            value,
+        } => {
+            let eq = l.compare(path, CompareOp::Eq, value)?;
+            format!("(NOT {eq})")
+        }
+        Filter::Compare { path, op, value } => l.compare(path, *op, value)?,
+        Filter::ValuePath { path, filter } => l.value_path(path, filter)?,
+    })
+}
+
+impl Leaves for Compiler<'_> {
+    fn present(&mut self, path: &AttrPath) -> Result<String, Unsupported> {
+        Compiler::present(self, path)
+    }
+    fn compare(
+        &mut self,
+        path: &AttrPath,
+        op: CompareOp,
+        lit: &CompValue,
+    ) -> Result<String, Unsupported> {
+        Compiler::compare(self, path, op, lit)
+    }
+    fn value_path(&mut self, path: &AttrPath, inner: &Filter) -> Result<String, Unsupported> {
+        Compiler::value_path(self, path, inner)
+    }
+}
+
+impl Leaves for ElementCompiler<'_> {
+    fn present(&mut self, path: &AttrPath) -> Result<String, Unsupported> {
+        let def = self.sub(path)?;
+        Ok(json_present(self.dialect, ELEMENT, &[def.name]))
+    }
+    fn compare(
+        &mut self,
+        path: &AttrPath,
+        op: CompareOp,
+        lit: &CompValue,
+    ) -> Result<String, Unsupported> {
+        ElementCompiler::compare(self, path, op, lit)
+    }
+    fn value_path(&mut self, _: &AttrPath, _: &Filter) -> Result<String, Unsupported> {
+        Err(Unsupported("value filters cannot be nested".into()))
+    }
+}
+
 /// The placeholder for "the current value" in element predicates, replaced
 /// by the dialect's element alias.
 const ELEMENT: &str = "\u{1}ELEMENT\u{1}";
@@ -734,43 +788,6 @@ struct ElementCompiler<'a> {
 }
 
 impl ElementCompiler<'_> {
-    fn filter(&mut self, f: &Filter) -> Result<String, Unsupported> {
-        Ok(match f {
-            Filter::And(a, b) => format!("({} AND {})", self.filter(a)?, self.filter(b)?),
-            Filter::Or(a, b) => format!("({} OR {})", self.filter(a)?, self.filter(b)?),
-            Filter::Not(inner) => format!("(NOT {})", self.filter(inner)?),
-            Filter::Present(p) => {
-                let def = self.sub(p)?;
-                json_present(self.dialect, ELEMENT, &[def.name])
-            }
-            Filter::Compare {
-                path,
-                op: op @ (CompareOp::Eq | CompareOp::Ne),
-                value: CompValue::Null,
-            } => {
-                let def = self.sub(path)?;
-                let present = json_present(self.dialect, ELEMENT, &[def.name]);
-                if *op == CompareOp::Eq {
-                    format!("(NOT {present})")
-                } else {
-                    present
-                }
-            }
-            Filter::Compare {
-                path,
-                op: CompareOp::Ne,
-                value,
-            } => {
-                let eq = self.compare(path, CompareOp::Eq, value)?;
-                format!("(NOT {eq})")
-            }
-            Filter::Compare { path, op, value } => self.compare(path, *op, value)?,
-            Filter::ValuePath { .. } => {
-                return Err(Unsupported("value filters cannot be nested".into()));
-            }
-        })
-    }
-
     fn sub(&self, p: &AttrPath) -> Result<&'static Attribute, Unsupported> {
         path::resolve_in_element(self.parent, p).map_err(|e| Unsupported(e.0))
     }
