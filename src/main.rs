@@ -8,6 +8,12 @@ use scimd::config::{Config, parse_duration};
 use scimd::server::{self, BoxError};
 use scimd::{admin, telemetry};
 
+/// mimalloc instead of glibc's malloc: rendering a SCIM resource allocates
+/// many small strings and maps, and glibc's allocator took a tenth of the
+/// server's CPU under load (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "scimd", version, about = "A SCIM 2.0 user-provisioning server")]
 struct Cli {
