@@ -96,7 +96,12 @@ fn render(
         location: location(base, group.id),
         version: group.version,
     };
-    let mut rendered = resource::render(&GROUP_RESOURCE, &group.doc, &group.id.to_string(), &meta);
+    let mut rendered = resource::render(
+        &GROUP_RESOURCE,
+        group.doc.clone(),
+        &group.id.to_string(),
+        &meta,
+    );
     if let (Value::Object(map), Some(members)) = (&mut rendered, members)
         && !members.is_empty()
     {

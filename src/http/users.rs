@@ -32,7 +32,9 @@ fn projection(params: &QueryParams) -> Projection {
     )
 }
 
-fn render(base: &BaseUrl, user: &StoredUser, projection: &Projection) -> serde_json::Value {
+/// The response form of a stored user (consumed: its document becomes the
+/// body without a copy).
+fn render(base: &BaseUrl, user: StoredUser, projection: &Projection) -> serde_json::Value {
     let meta = Meta {
         resource_type: USER_RESOURCE.name,
         created: user.created,
@@ -40,7 +42,7 @@ fn render(base: &BaseUrl, user: &StoredUser, projection: &Projection) -> serde_j
         location: location(base, user.id),
         version: user.version,
     };
-    let mut rendered = resource::render(&USER_RESOURCE, &user.doc, &user.id.to_string(), &meta);
+    let mut rendered = resource::render(&USER_RESOURCE, user.doc, &user.id.to_string(), &meta);
     if let serde_json::Value::Object(map) = &mut rendered {
         // The derived, read-only `groups` (direct memberships).
         if !user.groups.is_empty() {
@@ -95,12 +97,13 @@ pub async fn create(
         .store()
         .create_user(scope, &UserWrite::from_doc(doc))
         .await?;
-    let body = render(&base, &user, &projection(&params));
+    let (version, loc) = (user.version, location(&base, user.id));
+    let body = render(&base, user, &projection(&params));
     Ok(resource_response(
         StatusCode::CREATED,
         &body,
-        &etag(user.version),
-        Some(&location(&base, user.id)),
+        &etag(version),
+        Some(&loc),
     ))
 }
 
@@ -117,10 +120,11 @@ pub async fn get(
         .get_user(scope, uuid)
         .await?
         .ok_or_else(|| not_found(&id))?;
+    let version = user.version;
     Ok(resource_response(
         StatusCode::OK,
-        &render(&base, &user, &projection(&params)),
-        &etag(user.version),
+        &render(&base, user, &projection(&params)),
+        &etag(version),
         None,
     ))
 }
@@ -142,7 +146,7 @@ async fn run_list(
         None => (users, None, None),
     };
     let resources = users
-        .iter()
+        .into_iter()
         .map(|u| render(base, u, &plan.projection))
         .collect();
     Ok(scim_response(
@@ -198,10 +202,11 @@ pub async fn replace(
         .await
         .map_err(named(&id))?;
     let user = replaced.user;
+    let version = user.version;
     Ok(resource_response(
         StatusCode::OK,
-        &render(&base, &user, &projection(&params)),
-        &etag(user.version),
+        &render(&base, user, &projection(&params)),
+        &etag(version),
         None,
     ))
 }
@@ -255,10 +260,11 @@ pub async fn patch(
         Err(ModifyError::Store(e)) => return Err(named(&id)(e)),
         Err(ModifyError::Change(e)) => return Err(e.into()),
     };
+    let version = user.version;
     Ok(resource_response(
         StatusCode::OK,
-        &render(&base, &user, &projection(&params)),
-        &etag(user.version),
+        &render(&base, user, &projection(&params)),
+        &etag(version),
         None,
     ))
 }

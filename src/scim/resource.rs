@@ -286,17 +286,12 @@ pub fn format_datetime(t: DateTime<Utc>) -> String {
 }
 
 /// Builds the response representation of a stored document.
-pub fn render(rt: &ResourceType, doc: &Map<String, Value>, id: &str, meta: &Meta<'_>) -> Value {
-    let mut out = Map::with_capacity(doc.len() + 2);
-    for (k, v) in doc {
-        let never = rt
-            .schema
+pub fn render(rt: &ResourceType, mut out: Map<String, Value>, id: &str, meta: &Meta<'_>) -> Value {
+    out.retain(|k, _| {
+        rt.schema
             .attribute(k)
-            .is_some_and(|a| a.returned == Returned::Never);
-        if !never {
-            out.insert(k.clone(), v.clone());
-        }
-    }
+            .is_none_or(|a| a.returned != Returned::Never)
+    });
     out.insert("id".to_owned(), Value::from(id));
     out.insert(
         "meta".to_owned(),
@@ -408,7 +403,7 @@ mod tests {
             location: "http://h/scim/v2/Users/1".into(),
             version: 3,
         };
-        let v = render(&USER_RESOURCE, &doc, "1", &meta);
+        let v = render(&USER_RESOURCE, doc, "1", &meta);
         assert_eq!(v["id"], "1");
         assert_eq!(v["meta"]["version"], "W/\"3\"");
         assert_eq!(v["meta"]["created"], "2026-01-02T03:04:05.678Z");

@@ -276,7 +276,7 @@ both_backends! {
             .iter()
             .map(|u| {
                 let meta = Meta { resource_type: "User", created: u.created, last_modified: u.modified, location: String::new(), version: u.version };
-                let Value::Object(m) = resource::render(&USER_RESOURCE, &u.doc, &u.id.to_string(), &meta) else { unreachable!() };
+                let Value::Object(m) = resource::render(&USER_RESOURCE, u.doc.clone(), &u.id.to_string(), &meta) else { unreachable!() };
                 (u.id.to_string(), m)
             })
             .collect();
