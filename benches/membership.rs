@@ -88,7 +88,7 @@ async fn setup(
             )
             .bind(t)
             .bind(users as i64)
-            .execute(pg.pool())
+            .execute(&mut *pg.lease().await.unwrap())
             .await
             .unwrap();
         }
@@ -148,8 +148,11 @@ async fn setup(
         match &store {
             Store::Postgres(pg) => {
                 sqlx::query("INSERT INTO group_members SELECT $1, $2::uuid, id, 'User' FROM users WHERE tenant_id = $1 ORDER BY user_name LIMIT $3")
-                    .bind(t).bind(&gid).bind(size as i64).execute(pg.pool()).await.unwrap();
-                sqlx::query("ANALYZE").execute(pg.pool()).await.unwrap();
+                    .bind(t).bind(&gid).bind(size as i64).execute(&mut *pg.lease().await.unwrap()).await.unwrap();
+                sqlx::query("ANALYZE")
+                    .execute(&mut *pg.lease().await.unwrap())
+                    .await
+                    .unwrap();
             }
             Store::Sqlite(lite) => {
                 sqlx::query("INSERT INTO group_members SELECT $1, $2, id, 'User' FROM users WHERE tenant_id = $1 ORDER BY user_name LIMIT $3")

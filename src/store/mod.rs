@@ -2,6 +2,7 @@
 //! production and SQLite as the embedded default. Every resource operation
 //! takes a [`TenantScope`]: no method reads or writes users across tenants.
 
+mod pg_conns;
 mod postgres;
 mod postgres_groups;
 pub mod query;
@@ -13,6 +14,7 @@ use serde_json::{Map, Value};
 use std::time::Duration;
 use uuid::Uuid;
 
+pub use pg_conns::Lease;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

@@ -3,10 +3,13 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sqlx::Row;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use std::sync::Arc;
+
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use super::pg_conns::{Conns, IDLE_CHECK_AFTER, Lease};
 use super::query::{Bind, Dialect, ListQuery, list_sql};
 use crate::scim::schema::USER_RESOURCE;
 use sqlx::AssertSqlSafe;
@@ -21,6 +24,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    conns: Arc<Conns>,
 }
 
 /// `'<tenant>:<lower-cased email>'` keys for the GIN index on `email_keys`.
@@ -83,15 +87,41 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(cfg.max_connections)
             .acquire_timeout(cfg.acquire_timeout)
+            // Statements lease connections through `Conns`, which pings only
+            // those that sat idle; the pool's own check on every hand-out
+            // would be one more round trip per statement.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_CHECK_AFTER {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect(url)
             .await
             .map_err(StoreError::from_sqlx)?;
-        Ok(PgStore { pool })
+        let conns = Conns::new(pool.clone(), cfg.max_connections, cfg.acquire_timeout);
+        Ok(PgStore { pool, conns })
     }
 
-    /// The pool, for tests and tools that need raw SQL.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    /// A connection for a series of statements (see [`Lease`]); also what
+    /// tests and tools use for raw SQL.
+    pub async fn lease(&self) -> Result<Lease> {
+        self.conns.lease().await.map_err(StoreError::from_sqlx)
+    }
+
+    /// Runs `statement` on a leased connection and releases it when the
+    /// statement succeeded.
+    pub(super) async fn on<T>(
+        &self,
+        statement: impl AsyncFnOnce(&mut PgConnection) -> sqlx::Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.lease().await?;
+        let out = statement(&mut conn).await.map_err(StoreError::from_sqlx)?;
+        conn.release();
+        Ok(out)
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -100,33 +130,36 @@ impl PgStore {
     }
 
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+        self.on(async |c| sqlx::query("SELECT 1").execute(c).await)
+            .await?;
         Ok(())
     }
 
     pub async fn close(&self) {
+        self.conns.drain();
         self.pool.close().await
     }
 
     pub async fn has_projects(&self) -> Result<bool> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM projects)")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)
+        self.on(async |c| {
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM projects)")
+                .fetch_one(c)
+                .await
+        })
+        .await
     }
 
     pub async fn create_project(&self, id: &str, name: &str) -> Result<Project> {
         let created_at = now();
-        sqlx::query("INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(name)
-            .bind(created_at)
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+        self.on(async |c| {
+            sqlx::query("INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(name)
+                .bind(created_at)
+                .execute(c)
+                .await
+        })
+        .await?;
         Ok(Project {
             id: id.to_owned(),
             name: name.to_owned(),
@@ -135,11 +168,14 @@ impl PgStore {
     }
 
     pub async fn get_project(&self, id: &str) -> Result<Option<Project>> {
-        let row = sqlx::query("SELECT id, name, created_at FROM projects WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+        let row = self
+            .on(async |c| {
+                sqlx::query("SELECT id, name, created_at FROM projects WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(c)
+                    .await
+            })
+            .await?;
         row.map(|r| {
             Ok(Project {
                 id: r.try_get("id")?,
@@ -153,16 +189,18 @@ impl PgStore {
 
     pub async fn create_tenant(&self, project_id: &str, name: &str) -> Result<Tenant> {
         let id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO tenants (id, project_id, name, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id)
-        .bind(project_id)
-        .bind(name)
-        .bind(now())
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        self.on(async |c| {
+            sqlx::query(
+                "INSERT INTO tenants (id, project_id, name, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id)
+            .bind(project_id)
+            .bind(name)
+            .bind(now())
+            .execute(c)
+            .await
+        })
+        .await?;
         Ok(Tenant {
             id,
             project_id: project_id.to_owned(),
@@ -172,16 +210,19 @@ impl PgStore {
 
     pub async fn find_tenant(&self, project_id: &str, id_or_name: &str) -> Result<Option<Tenant>> {
         let id = Uuid::parse_str(id_or_name).ok();
-        let row = sqlx::query(
-            "SELECT id, project_id, name FROM tenants \
+        let row = self
+            .on(async |c| {
+                sqlx::query(
+                    "SELECT id, project_id, name FROM tenants \
              WHERE project_id = $1 AND (id = $2 OR name = $3) ORDER BY (id = $2) DESC LIMIT 1",
-        )
-        .bind(project_id)
-        .bind(id)
-        .bind(id_or_name)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+                )
+                .bind(project_id)
+                .bind(id)
+                .bind(id_or_name)
+                .fetch_optional(c)
+                .await
+            })
+            .await?;
         row.map(|r| {
             Ok(Tenant {
                 id: r.try_get("id")?,
@@ -194,35 +235,38 @@ impl PgStore {
     }
 
     pub async fn create_key(&self, key: &NewKey) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO access_keys (id, project_id, tenant_id, role, name, hash_prefix, secret_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&key.id)
-        .bind(&key.project_id)
-        .bind(key.tenant_id)
-        .bind(&key.role)
-        .bind(&key.name)
-        .bind(&key.secret_hash[..8])
-        .bind(&key.secret_hash[..])
-        .bind(now())
-        .bind(key.expires_at)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        let sql = "INSERT INTO access_keys (id, project_id, tenant_id, role, name, hash_prefix, secret_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        self.on(async |c| {
+            sqlx::query(sql)
+                .bind(&key.id)
+                .bind(&key.project_id)
+                .bind(key.tenant_id)
+                .bind(&key.role)
+                .bind(&key.name)
+                .bind(&key.secret_hash[..8])
+                .bind(&key.secret_hash[..])
+                .bind(now())
+                .bind(key.expires_at)
+                .execute(c)
+                .await
+        })
+        .await?;
         Ok(())
     }
 
     pub async fn find_keys(&self, project_id: &str, hash_prefix: &[u8]) -> Result<Vec<KeyRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, project_id, tenant_id, role, secret_hash, expires_at, revoked_at, last_used_at \
-             FROM access_keys WHERE project_id = $1 AND hash_prefix = $2",
-        )
-        .bind(project_id)
-        .bind(hash_prefix)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        let sql = "SELECT id, project_id, tenant_id, role, secret_hash, expires_at, revoked_at, last_used_at \
+             FROM access_keys WHERE project_id = $1 AND hash_prefix = $2";
+        let rows = self
+            .on(async |c| {
+                sqlx::query(sql)
+                    .bind(project_id)
+                    .bind(hash_prefix)
+                    .fetch_all(c)
+                    .await
+            })
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(KeyRecord {
@@ -241,32 +285,33 @@ impl PgStore {
     }
 
     pub async fn key_exists_with_hash(&self, secret_hash: &[u8]) -> Result<bool> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM access_keys WHERE secret_hash = $1)")
-            .bind(secret_hash)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)
+        self.on(async |c| {
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM access_keys WHERE secret_hash = $1)")
+                .bind(secret_hash)
+                .fetch_one(c)
+                .await
+        })
+        .await
     }
 
     pub async fn touch_key(&self, key_id: &str, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE access_keys SET last_used_at = $2 WHERE id = $1")
-            .bind(key_id)
-            .bind(at)
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+        self.on(async |c| {
+            sqlx::query("UPDATE access_keys SET last_used_at = $2 WHERE id = $1")
+                .bind(key_id)
+                .bind(at)
+                .execute(c)
+                .await
+        })
+        .await?;
         Ok(())
     }
 
     pub async fn list_keys(&self, project_id: Option<&str>) -> Result<Vec<KeyInfo>> {
-        let rows = sqlx::query(
-            "SELECT id, project_id, tenant_id, role, name, created_at, expires_at, revoked_at, last_used_at \
-             FROM access_keys WHERE $1::text IS NULL OR project_id = $1 ORDER BY created_at, id",
-        )
-        .bind(project_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        let sql = "SELECT id, project_id, tenant_id, role, name, created_at, expires_at, revoked_at, last_used_at \
+             FROM access_keys WHERE $1::text IS NULL OR project_id = $1 ORDER BY created_at, id";
+        let rows = self
+            .on(async |c| sqlx::query(sql).bind(project_id).fetch_all(c).await)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(KeyInfo {
@@ -286,38 +331,42 @@ impl PgStore {
     }
 
     pub async fn revoke_key(&self, key_id: &str) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE access_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
-        )
-        .bind(key_id)
-        .bind(now())
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        let done = self
+            .on(async |c| {
+                sqlx::query(
+                    "UPDATE access_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+                )
+                .bind(key_id)
+                .bind(now())
+                .execute(c)
+                .await
+            })
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn create_user(&self, scope: TenantScope, w: &UserWrite) -> Result<StoredUser> {
         let id = Uuid::now_v7();
         let at = now();
-        sqlx::query(
-            "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc, display_name_lower, email_keys) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9, $10, $11)",
-        )
-        .bind(scope.tenant_id())
-        .bind(id)
-        .bind(&w.user_name)
-        .bind(&w.user_name_lower)
-        .bind(&w.external_id)
-        .bind(w.active)
-        .bind(&w.display_name)
-        .bind(at)
-        .bind(Json(&w.doc))
-        .bind(&w.display_name_lower)
-        .bind(email_keys(scope, w))
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        let sql = "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc, display_name_lower, email_keys) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9, $10, $11)";
+        self.on(async |c| {
+            sqlx::query(sql)
+                .bind(scope.tenant_id())
+                .bind(id)
+                .bind(&w.user_name)
+                .bind(&w.user_name_lower)
+                .bind(&w.external_id)
+                .bind(w.active)
+                .bind(&w.display_name)
+                .bind(at)
+                .bind(Json(&w.doc))
+                .bind(&w.display_name_lower)
+                .bind(email_keys(scope, w))
+                .execute(c)
+                .await
+        })
+        .await?;
         Ok(StoredUser {
             id,
             version: 1,
@@ -329,16 +378,19 @@ impl PgStore {
     }
 
     pub async fn get_user(&self, scope: TenantScope, id: Uuid) -> Result<Option<StoredUser>> {
-        let row = sqlx::query(concat!(
-            "SELECT id, version, created_at, modified_at, doc, ",
-            groups_of!("users"),
-            " FROM users WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(scope.tenant_id())
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        let row = self
+            .on(async |c| {
+                sqlx::query(concat!(
+                    "SELECT id, version, created_at, modified_at, doc, ",
+                    groups_of!("users"),
+                    " FROM users WHERE tenant_id = $1 AND id = $2"
+                ))
+                .bind(scope.tenant_id())
+                .bind(id)
+                .fetch_optional(c)
+                .await
+            })
+            .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -362,14 +414,17 @@ impl PgStore {
         let sql =
             list_sql(Dialect::Postgres, rt, scope, q).map_err(|e| StoreError::InvalidQuery(e.0))?;
         let count = || async {
-            let n: i64 = bind_all(
-                sqlx::query(AssertSqlSafe(sql.count.text.clone())),
-                &sql.count.binds,
-            )
-            .fetch_one(self.pool())
-            .await
-            .and_then(|row| row.try_get(0))
-            .map_err(StoreError::from_sqlx)?;
+            let n: i64 = self
+                .on(async |c| {
+                    bind_all(
+                        sqlx::query(AssertSqlSafe(sql.count.text.clone())),
+                        &sql.count.binds,
+                    )
+                    .fetch_one(c)
+                    .await
+                    .and_then(|row| row.try_get(0))
+                })
+                .await?;
             Ok::<_, StoreError>(n as u64)
         };
         if q.limit == 0 {
@@ -382,13 +437,16 @@ impl PgStore {
                 Vec::new(),
             ));
         }
-        let rows = bind_all(
-            sqlx::query(AssertSqlSafe(sql.page.text.clone())),
-            &sql.page.binds,
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        let rows = self
+            .on(async |c| {
+                bind_all(
+                    sqlx::query(AssertSqlSafe(sql.page.text.clone())),
+                    &sql.page.binds,
+                )
+                .fetch_all(c)
+                .await
+            })
+            .await?;
         // The page's window count is the total; an empty page past the
         // start needs the count on its own.
         let total = match (q.keyset, rows.first()) {
@@ -415,13 +473,16 @@ impl PgStore {
             .map_err(|e| StoreError::InvalidQuery(e.0))?;
         let mut plans = Vec::new();
         for stmt in [&sql.count, &sql.page] {
-            let rows = bind_all(
-                sqlx::query(AssertSqlSafe(format!("EXPLAIN {}", stmt.text))),
-                &stmt.binds,
-            )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            let rows = self
+                .on(async |c| {
+                    bind_all(
+                        sqlx::query(AssertSqlSafe(format!("EXPLAIN {}", stmt.text))),
+                        &stmt.binds,
+                    )
+                    .fetch_all(c)
+                    .await
+                })
+                .await?;
             let lines: Vec<String> = rows
                 .iter()
                 .map(|r| r.try_get::<String, _>(0))
@@ -441,7 +502,9 @@ impl PgStore {
         w: &UserWrite,
         if_version: Option<i64>,
     ) -> Result<Option<StoredUser>> {
-        let row = sqlx::query(concat!(
+        let row = self
+            .on(async |c| {
+                sqlx::query(concat!(
             "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
              display_name = $7, doc = $8, version = version + 1, modified_at = $9, \
              display_name_lower = $11, email_keys = $12 \
@@ -462,9 +525,9 @@ impl PgStore {
         .bind(if_version)
         .bind(&w.display_name_lower)
         .bind(email_keys(scope, w))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .fetch_optional(c).await
+            })
+            .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -475,15 +538,17 @@ impl PgStore {
         id: Uuid,
         if_version: Option<i64>,
     ) -> Result<bool> {
-        let done = sqlx::query(
-            "DELETE FROM users WHERE tenant_id = $1 AND id = $2 AND ($3::bigint IS NULL OR version = $3)",
-        )
-        .bind(scope.tenant_id())
-        .bind(id)
-        .bind(if_version)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        let sql = "DELETE FROM users WHERE tenant_id = $1 AND id = $2 AND ($3::bigint IS NULL OR version = $3)";
+        let done = self
+            .on(async |c| {
+                sqlx::query(sql)
+                    .bind(scope.tenant_id())
+                    .bind(id)
+                    .bind(if_version)
+                    .execute(c)
+                    .await
+            })
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 }

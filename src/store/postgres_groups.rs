@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 use sqlx::postgres::{PgRow, Postgres};
 use sqlx::types::Json;
-use sqlx::{Row, Transaction};
+use sqlx::{Connection, Row, Transaction};
 use uuid::Uuid;
 
 use super::postgres::PgStore;
@@ -33,12 +33,12 @@ fn parse_ids(ids: &[String]) -> std::result::Result<Vec<Uuid>, StoreError> {
         .collect()
 }
 
-type Tx = Transaction<'static, Postgres>;
+type Tx<'c> = Transaction<'c, Postgres>;
 
 /// Resolves members to users or groups of the tenant; any other id is an
 /// error. Returns the ids, their kinds and their display names.
 async fn resolve_members(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     scope: TenantScope,
     group: Uuid,
     members: &[NewMember],
@@ -88,7 +88,12 @@ struct Resolved {
     displays: Vec<Option<String>>,
 }
 
-async fn insert_members(tx: &mut Tx, scope: TenantScope, group: Uuid, m: &Resolved) -> Result<u64> {
+async fn insert_members(
+    tx: &mut Tx<'_>,
+    scope: TenantScope,
+    group: Uuid,
+    m: &Resolved,
+) -> Result<u64> {
     let done = sqlx::query(
         "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) \
          SELECT $1, $2, m.id, m.kind, m.display FROM unnest($3::uuid[], $4::text[], $5::text[]) AS m(id, kind, display) \
@@ -107,7 +112,7 @@ async fn insert_members(tx: &mut Tx, scope: TenantScope, group: Uuid, m: &Resolv
 
 /// Applies one change; `true` when a row was inserted or deleted.
 async fn apply_change(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     scope: TenantScope,
     group: Uuid,
     change: MemberChange,
@@ -186,7 +191,8 @@ impl PgStore {
     ) -> Result<StoredGroup> {
         let id = Uuid::now_v7();
         let at = now();
-        let mut tx = self.pool().begin().await.map_err(StoreError::from_sqlx)?;
+        let mut conn = self.lease().await?;
+        let mut tx = conn.begin().await.map_err(StoreError::from_sqlx)?;
         sqlx::query(
             "INSERT INTO groups (tenant_id, id, display_name, display_name_lower, external_id, version, created_at, modified_at, doc) \
              VALUES ($1, $2, $3, $4, $5, 1, $6, $6, $7)",
@@ -205,6 +211,7 @@ impl PgStore {
             apply_change(&mut tx, scope, id, MemberChange::Add(members)).await?;
         }
         tx.commit().await.map_err(StoreError::from_sqlx)?;
+        conn.release();
         Ok(StoredGroup {
             id,
             version: 1,
@@ -215,14 +222,16 @@ impl PgStore {
     }
 
     pub async fn get_group(&self, scope: TenantScope, id: Uuid) -> Result<Option<StoredGroup>> {
-        let row = sqlx::query(
-            "SELECT id, version, created_at, modified_at, doc FROM groups WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(scope.tenant_id())
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        let sql = "SELECT id, version, created_at, modified_at, doc FROM groups WHERE tenant_id = $1 AND id = $2";
+        let row = self
+            .on(async |c| {
+                sqlx::query(sql)
+                    .bind(scope.tenant_id())
+                    .bind(id)
+                    .fetch_optional(c)
+                    .await
+            })
+            .await?;
         row.as_ref().map(group_from_row).transpose()
     }
 
@@ -232,24 +241,30 @@ impl PgStore {
         id: Uuid,
         limit: u64,
     ) -> Result<(u64, Vec<Member>)> {
-        let total: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM group_members WHERE tenant_id = $1 AND group_id = $2",
-        )
-        .bind(scope.tenant_id())
-        .bind(id)
-        .fetch_one(self.pool())
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        let rows = sqlx::query(
-            "SELECT m.member_id, m.member_type, m.display FROM group_members m \
+        let total: i64 = self
+            .on(async |c| {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM group_members WHERE tenant_id = $1 AND group_id = $2",
+                )
+                .bind(scope.tenant_id())
+                .bind(id)
+                .fetch_one(c)
+                .await
+            })
+            .await?;
+        let rows = self
+            .on(async |c| {
+                sqlx::query(
+                    "SELECT m.member_id, m.member_type, m.display FROM group_members m \
              WHERE m.tenant_id = $1 AND m.group_id = $2 ORDER BY m.member_id LIMIT $3",
-        )
-        .bind(scope.tenant_id())
-        .bind(id)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(self.pool())
-        .await
-        .map_err(StoreError::from_sqlx)?;
+                )
+                .bind(scope.tenant_id())
+                .bind(id)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(c)
+                .await
+            })
+            .await?;
         let members = rows
             .iter()
             .map(|r| {
@@ -281,7 +296,8 @@ impl PgStore {
         change: impl FnOnce(&Map<String, Value>) -> std::result::Result<Map<String, Value>, E>,
         members: Vec<MemberChange>,
     ) -> std::result::Result<GroupWritten, ModifyError<E>> {
-        let mut tx = self.pool().begin().await.map_err(StoreError::from_sqlx)?;
+        let mut conn = self.lease().await?;
+        let mut tx = conn.begin().await.map_err(StoreError::from_sqlx)?;
         let row = sqlx::query(
             "SELECT id, version, created_at, modified_at, doc FROM groups WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
         )
@@ -305,6 +321,7 @@ impl PgStore {
         }
         if !changed {
             tx.rollback().await.map_err(StoreError::from_sqlx)?;
+            conn.release();
             return Ok(GroupWritten {
                 group: current,
                 changed: false,
@@ -328,6 +345,7 @@ impl PgStore {
         .map_err(StoreError::from_sqlx)?;
         let group = group_from_row(&row)?;
         tx.commit().await.map_err(StoreError::from_sqlx)?;
+        conn.release();
         Ok(GroupWritten {
             group,
             changed: true,
@@ -340,15 +358,17 @@ impl PgStore {
         id: Uuid,
         if_version: Option<i64>,
     ) -> Result<bool> {
-        let done = sqlx::query(
-            "DELETE FROM groups WHERE tenant_id = $1 AND id = $2 AND ($3::bigint IS NULL OR version = $3)",
-        )
-        .bind(scope.tenant_id())
-        .bind(id)
-        .bind(if_version)
-        .execute(self.pool())
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        let sql = "DELETE FROM groups WHERE tenant_id = $1 AND id = $2 AND ($3::bigint IS NULL OR version = $3)";
+        let done = self
+            .on(async |c| {
+                sqlx::query(sql)
+                    .bind(scope.tenant_id())
+                    .bind(id)
+                    .bind(if_version)
+                    .execute(c)
+                    .await
+            })
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 }

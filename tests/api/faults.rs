@@ -31,7 +31,7 @@ async fn pool_exhaustion(backend: Backend) {
     };
     let user = app.create_user(json!({"userName": "held"})).await;
     let held = match &app.store {
-        Store::Postgres(pg) => HeldConn::Pg(pg.pool().acquire().await.unwrap()),
+        Store::Postgres(pg) => HeldConn::Pg(pg.lease().await.unwrap()),
         Store::Sqlite(lite) => HeldConn::Lite(lite.pool().acquire().await.unwrap()),
     };
     for (method, path) in [
@@ -60,9 +60,56 @@ async fn pool_exhaustion(backend: Backend) {
     );
 }
 
+/// Many more concurrent requests than connections: every one waits its
+/// turn and succeeds (connections released by one request are handed to
+/// the next, including to those already waiting on the pool).
+async fn small_pool_serves_a_crowd(backend: Backend) {
+    let pool = PoolConfig {
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(2),
+    };
+    if backend == Backend::Postgres && crate::helpers::pg_admin_url().await.is_none() {
+        return;
+    }
+    let app = TestApp::spawn_with_pool(backend, HttpSettings::default(), pool).await;
+    let user = app.create_user(json!({"userName": "crowd"})).await;
+    let uid = user["id"].as_str().unwrap().to_owned();
+    let mut tasks = Vec::new();
+    for i in 0..96 {
+        let req = match i % 3 {
+            0 => app.req(Method::GET, &format!("/Users/{uid}")),
+            1 => app.req(Method::GET, "/Users?filter=userName%20eq%20%22crowd%22"),
+            _ => app.req(Method::PATCH, &format!("/Users/{uid}")).json(
+                &json!({"Operations": [{"op": "replace", "path": "title", "value": format!("t{i}")}]}),
+            ),
+        };
+        tasks.push(tokio::spawn(
+            async move { req.send().await.unwrap().status() },
+        ));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    let (_, after) = app.get_user(&uid).await;
+    assert_eq!(
+        after["meta"]["version"], "W/\"33\"",
+        "32 PATCHes, none lost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_pool_serves_a_crowd_sqlite() {
+    small_pool_serves_a_crowd(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_pool_serves_a_crowd_postgres() {
+    small_pool_serves_a_crowd(Backend::Postgres).await;
+}
+
 #[allow(dead_code)]
 enum HeldConn {
-    Pg(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    Pg(scimd::store::Lease),
     Lite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
 }
 
@@ -118,7 +165,7 @@ both_backends! {
             let stuck: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
             )
-            .fetch_one(pg.pool())
+            .fetch_one(&mut *pg.lease().await.unwrap())
             .await
             .unwrap();
             assert_eq!(stuck, 0, "no session left idle in transaction");

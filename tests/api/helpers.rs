@@ -409,7 +409,10 @@ impl TestApp {
     /// Runs raw SQL (several statements allowed) on the test's database.
     pub async fn exec_sql(&self, sql: &'static str) {
         match &self.store {
-            Store::Postgres(pg) => sqlx::raw_sql(sql).execute(pg.pool()).await.map(drop),
+            Store::Postgres(pg) => sqlx::raw_sql(sql)
+                .execute(&mut *pg.lease().await.unwrap())
+                .await
+                .map(drop),
             Store::Sqlite(lite) => sqlx::raw_sql(sql).execute(lite.pool()).await.map(drop),
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"));

@@ -517,16 +517,16 @@ async fn postgres_serves_sync_lookups_from_indexes() {
          FROM generate_series(1, 100000) g",
     )
     .bind(scope.tenant_id())
-    .execute(pg.pool())
+    .execute(&mut *pg.lease().await.unwrap())
     .await
     .unwrap();
     sqlx::query("ANALYZE users")
-        .execute(pg.pool())
+        .execute(&mut *pg.lease().await.unwrap())
         .await
         .unwrap();
     let recent = (chrono::Utc::now() - chrono::TimeDelta::minutes(1)).to_rfc3339();
     let some_id = sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM users LIMIT 1")
-        .fetch_one(pg.pool())
+        .fetch_one(&mut *pg.lease().await.unwrap())
         .await
         .unwrap();
     for (shape, index) in [
