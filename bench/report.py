@@ -44,7 +44,7 @@ OPS = [
     ("get_filter", "GET ?filter=userName eq", "c", 0.3),
     ("get_id", "GET /Users/{id}", "c", None),
     ("post", "POST", "d", 0.85),
-    ("group_add", "Group member add/remove", "a", None),
+    ("group_add", "Group member add/remove", "ae", None),
     ("entra_sync", "Entra sync mix (60/30/10)", None, None),
 ]
 CEILINGS = {
@@ -52,6 +52,7 @@ CEILINGS = {
     "b": "(b) version-checked UPDATE … RETURNING",
     "c": "(c) point SELECT by (tenant_id, lower(user_name))",
     "d": "(d) INSERT of one document",
+    "e": "(e) one group's row: SELECT … FOR UPDATE + add or remove one member + version + 1 + COMMIT",
 }
 
 
@@ -87,13 +88,18 @@ def render(path):
             rs = by.get((backend, op))
             if not rs:
                 continue
-            ratio, goal = "", ""
-            c = by.get(("postgres", f"ceiling_{ceiling}")) if ceiling else None
-            if backend == "postgres" and c:
+            ratios, goal = [], ""
+            # An operation may be set against several ceilings (the first
+            # is the one the target refers to).
+            for key in (ceiling or "") if backend == "postgres" else "":
+                c = by.get(("postgres", f"ceiling_{key}"))
+                if not c:
+                    continue
                 r = median(rs, "rps") / median(c, "tps")
-                ratio = f"{r:.2f} × ({ceiling})"
-                if target:
+                ratios.append(f"{r:.2f} × ({key})")
+                if target and key == ceiling[0]:
                     goal = f"≥ {target} {'met' if r >= target else 'MISSED by %.0f%%' % ((target - r) / target * 100)}"
+            ratio = "; ".join(ratios)
             p99 = median(rs, "p99_ms")
             p99_note = "" if p99 <= 20 else " (> 20 ms)"
             out.append(f"| {label} | {median(rs, 'rps'):.0f} | {median(rs, 'p50_ms'):.2f} ms | {p99:.2f} ms{p99_note} | "
