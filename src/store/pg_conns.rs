@@ -11,6 +11,11 @@
 //! connection is never reused as it is. A ready connection that sat idle
 //! for a second or more is pinged before it is leased again.
 //!
+//! Connections do not stay out of sqlx's hands for long: one that sat ready
+//! for [`RETURN_IDLE_AFTER`] goes back to the pool (whose idle timeout then
+//! closes it), and so does one [`CYCLE_AFTER`] after it was taken from the
+//! pool (whose maximum lifetime then applies).
+//!
 //! Leases are bounded by a semaphore of the pool's size, waited for at most
 //! the pool's acquire timeout (then `PoolTimedOut`, a 503 to the client).
 //! Connections in the ready list stay checked out of the sqlx pool; the
@@ -29,19 +34,27 @@ use tokio::time::Instant;
 /// How long a connection may sit unused before it is pinged on its next
 /// lease (a database restart or a network cut may have broken it).
 pub(super) const IDLE_CHECK_AFTER: Duration = Duration::from_secs(1);
+/// How long a connection may sit ready before it goes back to the pool.
+const RETURN_IDLE_AFTER: Duration = Duration::from_secs(10);
+/// How long after leaving the pool a connection goes back to it.
+const CYCLE_AFTER: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub(super) struct Conns {
     pool: PgPool,
     permits: Arc<Semaphore>,
-    ready: Mutex<Vec<Ready>>,
+    /// `None` once closing: releases then go straight back to the pool.
+    ready: Mutex<Option<Vec<Ready>>>,
     acquire_timeout: Duration,
 }
 
 #[derive(Debug)]
 struct Ready {
     conn: PoolConnection<Postgres>,
+    /// When it was released.
     since: Instant,
+    /// When it was taken from the sqlx pool.
+    taken: Instant,
 }
 
 /// One connection for one caller's statements; see the module docs.
@@ -49,22 +62,54 @@ struct Ready {
 pub struct Lease {
     // Field order is drop order: the connection goes back before the permit.
     conn: Option<PoolConnection<Postgres>>,
+    taken: Instant,
     conns: Arc<Conns>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Conns {
+    /// The leases over `pool`; starts the task that returns idle ready
+    /// connections to it (must run inside the runtime).
     pub(super) fn new(pool: PgPool, size: u32, acquire_timeout: Duration) -> Arc<Conns> {
-        Arc::new(Conns {
+        let conns = Arc::new(Conns {
             pool,
             permits: Arc::new(Semaphore::new(size as usize)),
-            ready: Mutex::new(Vec::new()),
+            ready: Mutex::new(Some(Vec::new())),
             acquire_timeout,
-        })
+        });
+        let weak = Arc::downgrade(&conns);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RETURN_IDLE_AFTER);
+            loop {
+                tick.tick().await;
+                let Some(conns) = weak.upgrade() else { return };
+                conns.return_idle();
+            }
+        });
+        conns
+    }
+
+    /// Hands connections that sat ready too long back to the sqlx pool.
+    fn return_idle(&self) {
+        let idle: Vec<Ready> = match self.ready().as_mut() {
+            Some(ready) => {
+                let (idle, busy) = ready
+                    .drain(..)
+                    .partition(|r| r.since.elapsed() >= RETURN_IDLE_AFTER);
+                *ready = busy;
+                idle
+            }
+            None => Vec::new(),
+        };
+        drop(idle);
+    }
+
+    fn ready(&self) -> std::sync::MutexGuard<'_, Option<Vec<Ready>>> {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn pop_ready(&self) -> Option<Ready> {
-        self.ready.lock().unwrap_or_else(|e| e.into_inner()).pop()
+        self.ready().as_mut()?.pop()
     }
 
     /// A connection for the caller, waiting at most the acquire timeout.
@@ -74,11 +119,12 @@ impl Conns {
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
             .map_err(|_| sqlx::Error::PoolClosed)?;
-        let conn = tokio::time::timeout_at(deadline, self.connection())
+        let (conn, taken) = tokio::time::timeout_at(deadline, self.connection())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)??;
         Ok(Lease {
             conn: Some(conn),
+            taken,
             conns: self.clone(),
             _permit: permit,
         })
@@ -88,29 +134,35 @@ impl Conns {
     /// has one for a lease holder: leases are as many as the pool's
     /// connections, so every connection that is not ready is idle in the
     /// pool, held by another lease or on its way back to the pool.
-    async fn connection(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+    async fn connection(&self) -> Result<(PoolConnection<Postgres>, Instant), sqlx::Error> {
         while let Some(mut ready) = self.pop_ready() {
             if ready.since.elapsed() < IDLE_CHECK_AFTER || ready.conn.ping().await.is_ok() {
-                return Ok(ready.conn);
+                return Ok((ready.conn, ready.taken));
             }
             // Broken: dropping hands it to sqlx, which discards it.
         }
-        self.pool.acquire().await
+        Ok((self.pool.acquire().await?, Instant::now()))
     }
 
-    fn put_ready(&self, conn: PoolConnection<Postgres>) {
-        self.ready
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Ready {
+    fn put_ready(&self, conn: PoolConnection<Postgres>, taken: Instant) {
+        let mut ready = self.ready();
+        match ready.as_mut() {
+            Some(list) => list.push(Ready {
                 conn,
                 since: Instant::now(),
-            });
+                taken,
+            }),
+            // Closing: the pool waits for every connection to come back.
+            None => drop((ready, conn)),
+        }
     }
 
-    /// Returns every ready connection to the sqlx pool (before closing it).
-    pub(super) fn drain(&self) {
-        self.ready.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    /// Returns every ready connection to the sqlx pool, and every one
+    /// released from now on (before closing the pool, which waits for
+    /// them).
+    pub(super) fn close(&self) {
+        let ready = self.ready().take();
+        drop(ready);
     }
 }
 
@@ -119,8 +171,11 @@ impl Lease {
     /// statements finished; dropping the lease instead returns the
     /// connection through sqlx's cleanup.
     pub fn release(mut self) {
+        if self.taken.elapsed() >= CYCLE_AFTER {
+            return; // dropped: back to the sqlx pool
+        }
         if let Some(conn) = self.conn.take() {
-            self.conns.put_ready(conn);
+            self.conns.put_ready(conn, self.taken);
         }
     }
 }

@@ -136,7 +136,7 @@ impl PgStore {
     }
 
     pub async fn close(&self) {
-        self.conns.drain();
+        self.conns.close();
         self.pool.close().await
     }
 
