@@ -538,7 +538,24 @@ impl PgStore {
         id: Uuid,
         if_version: Option<i64>,
     ) -> Result<bool> {
-        let sql = "DELETE FROM users WHERE tenant_id = $1 AND id = $2 AND ($3::bigint IS NULL OR version = $3)";
+        self.delete_if(
+            "DELETE FROM users WHERE tenant_id = $1 AND id = $2 AND ($3::bigint IS NULL OR version = $3)",
+            scope,
+            id,
+            if_version,
+        )
+        .await
+    }
+
+    /// Runs a version-checked `DELETE` of one resource (`$1` tenant, `$2`
+    /// id, `$3` version or NULL); `true` when a row went.
+    pub(super) async fn delete_if(
+        &self,
+        sql: &'static str,
+        scope: TenantScope,
+        id: Uuid,
+        if_version: Option<i64>,
+    ) -> Result<bool> {
         let done = self
             .on(async |c| {
                 sqlx::query(sql)

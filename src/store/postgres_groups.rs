@@ -358,17 +358,12 @@ impl PgStore {
         id: Uuid,
         if_version: Option<i64>,
     ) -> Result<bool> {
-        let sql = "DELETE FROM groups WHERE tenant_id = $1 AND id = $2 AND ($3::bigint IS NULL OR version = $3)";
-        let done = self
-            .on(async |c| {
-                sqlx::query(sql)
-                    .bind(scope.tenant_id())
-                    .bind(id)
-                    .bind(if_version)
-                    .execute(c)
-                    .await
-            })
-            .await?;
-        Ok(done.rows_affected() == 1)
+        self.delete_if(
+            "DELETE FROM groups WHERE tenant_id = $1 AND id = $2 AND ($3::bigint IS NULL OR version = $3)",
+            scope,
+            id,
+            if_version,
+        )
+        .await
     }
 }
