@@ -921,9 +921,15 @@ pub fn list_sql(
         ("users", Dialect::Sqlite) => format!(", {}", super::sqlite::groups_of!("u")),
         _ => String::new(),
     };
-    let columns = format!(
-        "u.id, u.version, u.created_at, u.modified_at, u.doc{extra}, count(*) OVER () AS total_count"
-    );
+    // The window count is the total of an index page. A cursor page has
+    // no total: counting there would read every row after the cursor, and
+    // the first page would cost as much as the whole tenant.
+    let total = if q.keyset.is_some() {
+        ""
+    } else {
+        ", count(*) OVER () AS total_count"
+    };
+    let columns = format!("u.id, u.version, u.created_at, u.modified_at, u.doc{extra}{total}");
     page.text = if fenced {
         // GIN estimates are poor: without the fence the planner may walk the
         // primary key in id order, filtering, instead of using the index.

@@ -574,4 +574,28 @@ async fn postgres_serves_sync_lookups_from_indexes() {
             eprintln!("{shape}:\n{plan}\n");
         }
     }
+    // A cursor page reads its rows in key order from the cursor on and stops
+    // after one page: no count of the rest, no sort, so the first page of
+    // 100,000 users costs what the last does.
+    for keyset in [
+        scimd::store::query::Keyset::After(uuid::Uuid::nil()),
+        scimd::store::query::Keyset::Before(uuid::Uuid::max()),
+    ] {
+        let q = ListQuery {
+            filter: None,
+            sort: None,
+            offset: 0,
+            limit: 101,
+            keyset: Some(keyset),
+        };
+        let plans = pg.explain_users(scope, &q).await.unwrap();
+        let page = &plans[1];
+        assert!(
+            page.contains("Index Scan") && page.contains("users_pkey"),
+            "{keyset:?}:\n{page}"
+        );
+        for slow in ["WindowAgg", "Sort", "Seq Scan"] {
+            assert!(!page.contains(slow), "{keyset:?} has no {slow}:\n{page}");
+        }
+    }
 }
