@@ -46,6 +46,8 @@ OPS = [
     ("post", "POST", "d", 0.85),
     ("group_add", "Group member add/remove", "ae", None),
     ("entra_sync", "Entra sync mix (60/30/10)", None, None),
+    ("page_first", "Cursor paging: first page of 100", None, None),
+    ("page_last", "Cursor paging: last page of 100", None, None),
 ]
 CEILINGS = {
     "a": "(a) SELECT … FOR UPDATE + UPDATE whole doc + COMMIT",

@@ -78,7 +78,10 @@ run_wrk() { # backend op
   done
   echo "   $1 $2: $(tail -1 "$results")"
 }
-ops="${OPS:-patch put get_filter get_id post group_add entra_sync}"
+ops="${OPS:-patch put get_filter get_id post group_add entra_sync page_first page_last}"
+# The cursor (RFC 9865) of the tenant's last page of 100 users: pages run in
+# id order, so it names the 101st-largest id. Arguments: that id.
+last_cursor() { python3 -c 'import base64,sys; print(base64.urlsafe_b64encode(("n" + sys.argv[1]).encode()).decode().rstrip("="))' "$1"; }
 ceilings="${CEILINGS-a_rmw b_update_returning c_point_select d_insert e_hot_group}"
 
 if [[ " $BACKENDS " == *" postgres "* ]]; then
@@ -91,6 +94,7 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
   export GROUP; GROUP="$(big_group)"
   psql "$url" -q -v ON_ERROR_STOP=1 -v t="$tenant" -v n="$N" -v extra="$EXTRA" -v gid="$GROUP" -f "$root/bench/seed.sql" >/dev/null
   export IDS="$work/ids-postgres.txt"
+  export LAST_CURSOR; LAST_CURSOR="$(last_cursor "$(psql "$url" -qAtc "SELECT id FROM users WHERE tenant_id = '$tenant' ORDER BY id DESC LIMIT 1 OFFSET 100")")"
   psql "$url" -qAtc "SELECT id || ' ' || user_name FROM users WHERE tenant_id = '$tenant' AND user_name ~ '^u[0-9]+$' ORDER BY substr(user_name, 2)::int" >"$IDS"
   echo "== PostgreSQL ceilings (pgbench)"
   for c in $ceilings; do
@@ -118,6 +122,7 @@ if [[ " $BACKENDS " == *" sqlite "* ]]; then
   export GROUP; GROUP="$(big_group)"
   python3 "$root/bench/seed_sqlite.py" "$file" "$tenant" "$N" "$EXTRA" "$GROUP"
   export IDS="$file.ids"
+  export LAST_CURSOR; LAST_CURSOR="$(last_cursor "$(sqlite3 "$file" "SELECT id FROM users WHERE tenant_id = '$tenant' ORDER BY id DESC LIMIT 1 OFFSET 100")")"
   echo "== scimd on SQLite (wrk)"
   for op in $ops; do run_wrk sqlite "$op"; done
   stop_scimd sqlite
