@@ -3,8 +3,8 @@
 //!
 //! sqlx's pool pings a connection each time it is returned (to clean up
 //! after a future dropped mid-query), and by default each time it is handed
-//! out: two extra round trips per statement, a third of PostgreSQL's work
-//! for a point lookup. A [`Lease`] whose statements finished is released to
+//! out: two extra round trips per statement, each one more wakeup of
+//! PostgreSQL and of scimd (bench/notes.md has the measurements). A [`Lease`] whose statements finished is released to
 //! a short list of ready connections instead; a lease dropped without
 //! [`Lease::release`] — a database error, a cancelled request, a panic —
 //! goes back through sqlx, whose ping drains or discards it, so a half-used
