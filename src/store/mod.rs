@@ -658,3 +658,45 @@ impl<E> From<StoreError> for ModifyError<E> {
 /// How often a replace re-runs when a concurrent writer changes the row
 /// between its conditional UPDATE and its follow-up read.
 const REPLACE_ATTEMPTS: usize = 8;
+
+/// A listing's page and total, whatever the backend: `count` runs the
+/// count statement, `page` the page statement, whose rows carry the total
+/// as `total_count` (index pages only); each future runs only if needed. Cursor pages have no total, whose
+/// cost would grow with the tenant; an index page's total comes with its
+/// rows, and only an empty page past the start counts on its own. Rows of a
+/// backward cursor page come newest first and are put back in order.
+pub(super) async fn list_page<R, T>(
+    q: &query::ListQuery,
+    count: impl Future<Output = Result<u64>>,
+    page: impl Future<Output = Result<Vec<R>>>,
+    from_row: fn(&R) -> Result<T>,
+) -> Result<(Option<u64>, Vec<T>)>
+where
+    R: sqlx::Row,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+{
+    if q.limit == 0 {
+        let total = match q.keyset {
+            Some(_) => None,
+            None => Some(count.await?),
+        };
+        return Ok((total, Vec::new()));
+    }
+    let rows = page.await?;
+    let total = match (q.keyset, rows.first()) {
+        (Some(_), _) => None,
+        (None, Some(first)) => Some(
+            first
+                .try_get::<i64, _>("total_count")
+                .map_err(StoreError::from_sqlx)? as u64,
+        ),
+        (None, None) if q.offset == 0 => Some(0),
+        (None, None) => Some(count.await?),
+    };
+    let mut items: Vec<T> = rows.iter().map(from_row).collect::<Result<_>>()?;
+    if matches!(q.keyset, Some(query::Keyset::Before(_))) {
+        items.reverse();
+    }
+    Ok((total, items))
+}

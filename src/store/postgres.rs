@@ -402,18 +402,17 @@ impl PgStore {
         self.run_list(&USER_RESOURCE, scope, q, user_from_row).await
     }
 
-    /// Runs a listing of resource type `rt`: the count (not for keyset pages,
-    /// whose cost must not grow with the tenant) and the page.
+    /// Runs a listing of resource type `rt` (see [`super::list_page`]).
     pub(super) async fn run_list<T>(
         &self,
         rt: &'static crate::scim::schema::ResourceType,
         scope: TenantScope,
         q: &ListQuery,
-        from_row: fn(&sqlx::postgres::PgRow) -> Result<T>,
+        from_row: fn(&PgRow) -> Result<T>,
     ) -> Result<(Option<u64>, Vec<T>)> {
         let sql =
             list_sql(Dialect::Postgres, rt, scope, q).map_err(|e| StoreError::InvalidQuery(e.0))?;
-        let count = || async {
+        let count = async {
             let n: i64 = self
                 .on(async |c| {
                     bind_all(
@@ -425,20 +424,10 @@ impl PgStore {
                     .and_then(|row| row.try_get(0))
                 })
                 .await?;
-            Ok::<_, StoreError>(n as u64)
+            Ok(n as u64)
         };
-        if q.limit == 0 {
-            return Ok((
-                if q.keyset.is_some() {
-                    None
-                } else {
-                    Some(count().await?)
-                },
-                Vec::new(),
-            ));
-        }
-        let rows = self
-            .on(async |c| {
+        let page = async {
+            self.on(async |c| {
                 bind_all(
                     sqlx::query(AssertSqlSafe(sql.page.text.clone())),
                     &sql.page.binds,
@@ -446,24 +435,9 @@ impl PgStore {
                 .fetch_all(c)
                 .await
             })
-            .await?;
-        // The page's window count is the total; an empty page past the
-        // start needs the count on its own.
-        let total = match (q.keyset, rows.first()) {
-            (Some(_), _) => None,
-            (None, Some(first)) => Some(
-                first
-                    .try_get::<i64, _>("total_count")
-                    .map_err(StoreError::from_sqlx)? as u64,
-            ),
-            (None, None) if q.offset == 0 => Some(0),
-            (None, None) => Some(count().await?),
+            .await
         };
-        let mut items: Vec<T> = rows.iter().map(from_row).collect::<Result<_>>()?;
-        if matches!(q.keyset, Some(super::query::Keyset::Before(_))) {
-            items.reverse();
-        }
-        Ok((total, items))
+        super::list_page(q, count, page, from_row).await
     }
 
     /// The query plans (`EXPLAIN`) of a user listing's count and page

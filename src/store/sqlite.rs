@@ -396,8 +396,7 @@ impl SqliteStore {
         self.run_list(&USER_RESOURCE, scope, q, user_from_row).await
     }
 
-    /// Runs a listing of resource type `rt`: the count (not for keyset pages,
-    /// whose cost must not grow with the tenant) and the page.
+    /// Runs a listing of resource type `rt` (see [`super::list_page`]).
     pub(super) async fn run_list<T>(
         &self,
         rt: &'static crate::scim::schema::ResourceType,
@@ -407,7 +406,7 @@ impl SqliteStore {
     ) -> Result<(Option<u64>, Vec<T>)> {
         let sql =
             list_sql(Dialect::Sqlite, rt, scope, q).map_err(|e| StoreError::InvalidQuery(e.0))?;
-        let count = || async {
+        let count = async {
             let n: i64 = bind_all(
                 sqlx::query(AssertSqlSafe(sql.count.text.clone())),
                 &sql.count.binds,
@@ -416,42 +415,18 @@ impl SqliteStore {
             .await
             .and_then(|row| row.try_get(0))
             .map_err(StoreError::from_sqlx)?;
-            Ok::<_, StoreError>(n as u64)
+            Ok(n as u64)
         };
-        if q.limit == 0 {
-            return Ok((
-                if q.keyset.is_some() {
-                    None
-                } else {
-                    Some(count().await?)
-                },
-                Vec::new(),
-            ));
-        }
-        let rows = bind_all(
-            sqlx::query(AssertSqlSafe(sql.page.text.clone())),
-            &sql.page.binds,
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        // The page's window count is the total; an empty page past the
-        // start needs the count on its own.
-        let total = match (q.keyset, rows.first()) {
-            (Some(_), _) => None,
-            (None, Some(first)) => Some(
-                first
-                    .try_get::<i64, _>("total_count")
-                    .map_err(StoreError::from_sqlx)? as u64,
-            ),
-            (None, None) if q.offset == 0 => Some(0),
-            (None, None) => Some(count().await?),
+        let page = async {
+            bind_all(
+                sqlx::query(AssertSqlSafe(sql.page.text.clone())),
+                &sql.page.binds,
+            )
+            .fetch_all(self.pool())
+            .await
+            .map_err(StoreError::from_sqlx)
         };
-        let mut items: Vec<T> = rows.iter().map(from_row).collect::<Result<_>>()?;
-        if matches!(q.keyset, Some(super::query::Keyset::Before(_))) {
-            items.reverse();
-        }
-        Ok((total, items))
+        super::list_page(q, count, page, from_row).await
     }
 
     /// The conditional UPDATE of a replace: changes the row only if it exists,
