@@ -661,10 +661,11 @@ const REPLACE_ATTEMPTS: usize = 8;
 
 /// A listing's page and total, whatever the backend: `count` runs the
 /// count statement, `page` the page statement, whose rows carry the total
-/// as `total_count` (index pages only); each future runs only if needed. Cursor pages have no total, whose
-/// cost would grow with the tenant; an index page's total comes with its
-/// rows, and only an empty page past the start counts on its own. Rows of a
-/// backward cursor page come newest first and are put back in order.
+/// as `total_count` (index pages only); each future runs only if needed.
+/// Cursor pages have no total, whose cost would grow with the tenant; an
+/// index page's total comes with its rows, and only an empty page past the
+/// start counts on its own. Rows of a backward cursor page come newest
+/// first and are put back in order.
 pub(super) async fn list_page<R, T>(
     q: &query::ListQuery,
     count: impl Future<Output = Result<u64>>,
