@@ -241,28 +241,26 @@ impl PgStore {
         id: Uuid,
         limit: u64,
     ) -> Result<(u64, Vec<Member>)> {
-        let total: i64 = self
+        // Both statements on one connection.
+        let (total, rows): (i64, _) = self
             .on(async |c| {
-                sqlx::query_scalar(
+                let total = sqlx::query_scalar(
                     "SELECT count(*) FROM group_members WHERE tenant_id = $1 AND group_id = $2",
                 )
                 .bind(scope.tenant_id())
                 .bind(id)
-                .fetch_one(c)
-                .await
-            })
-            .await?;
-        let rows = self
-            .on(async |c| {
-                sqlx::query(
+                .fetch_one(&mut *c)
+                .await?;
+                let rows = sqlx::query(
                     "SELECT m.member_id, m.member_type, m.display FROM group_members m \
-             WHERE m.tenant_id = $1 AND m.group_id = $2 ORDER BY m.member_id LIMIT $3",
+                     WHERE m.tenant_id = $1 AND m.group_id = $2 ORDER BY m.member_id LIMIT $3",
                 )
                 .bind(scope.tenant_id())
                 .bind(id)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
                 .fetch_all(c)
-                .await
+                .await?;
+                Ok((total, rows))
             })
             .await?;
         let members = rows
