@@ -4,6 +4,9 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
+# Cargo.toml declares the membership bench: cargo parses every target of the
+# manifest before it builds one, so the bench source must be here too.
+COPY benches ./benches
 RUN cargo build --release --locked --bin scimd
 
 FROM debian:bookworm-slim
