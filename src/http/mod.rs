@@ -123,8 +123,6 @@ const ENDPOINTS: &[&str] = &[
     "Schemas",
     "ResourceTypes",
     "ServiceProviderConfig",
-    "Bulk",
-    "Me",
 ];
 
 /// Tolerant URLs: a trailing slash is ignored (`/Users/` is `/Users`) and
