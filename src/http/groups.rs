@@ -4,6 +4,8 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -14,14 +16,15 @@ use super::extract::{BaseUrl, QueryParams, ScimJson, TenantAdmin};
 use super::list::{self, ListRequest};
 use super::response::{resource_response, scim_response};
 use crate::scim::compat::Quirks;
-use crate::scim::patch::{self, MemberChange, NewMember};
+use crate::scim::membership::{self, MemberChange, NewMember};
+use crate::scim::patch;
 use crate::scim::projection::Projection;
 use crate::scim::resource::{self, Meta, etag};
-use crate::scim::schema::GROUP_RESOURCE;
+use crate::scim::schema::{Attribute, GROUP_RESOURCE};
 use crate::scim::{ScimError, ScimType};
-use crate::store::{GroupWrite, Member, ModifyError, StoreError, StoredGroup, TenantScope};
-
-const MEMBERS: &str = "members";
+use crate::store::{
+    GroupWrite, GroupWritten, Member, MemberPage, ModifyError, StoreError, StoredGroup, TenantScope,
+};
 
 fn location(base: &BaseUrl, id: Uuid) -> String {
     format!("{}/Groups/{id}", base.0)
@@ -50,37 +53,67 @@ fn projection(params: &QueryParams) -> Projection {
     )
 }
 
-fn members_attr() -> &'static crate::scim::schema::Attribute {
+fn members_attr() -> &'static Attribute {
     GROUP_RESOURCE
         .schema
-        .attribute(MEMBERS)
+        .attribute("members")
         .expect("Group has members")
 }
 
-/// A group's members, when the response shows them; bounded.
+/// A response may list at most `limit` members of a group.
+fn too_many(group: Option<Uuid>, total: u64, limit: u64) -> ApiError {
+    let (which, find) = match group {
+        Some(id) => (
+            format!("group {id} has"),
+            format!("/Users?filter=groups[value eq \"{id}\"]"),
+        ),
+        None => (
+            "the request lists".to_owned(),
+            "/Users?filter=groups[value eq \"<group id>\"]".to_owned(),
+        ),
+    };
+    ScimError::bad_request(
+        ScimType::TooMany,
+        format!(
+            "{which} {total} members, more than the {limit} a response lists; ask with \
+             excludedAttributes=members and find members with {find}"
+        ),
+    )
+    .into()
+}
+
+/// Refuses, before anything is stored, a write whose response would list
+/// more members than a response may.
+fn check_listable(
+    state: &AppState,
+    projection: &Projection,
+    members: &[NewMember],
+) -> Result<(), ApiError> {
+    let limit = state.settings().max_group_members;
+    if projection.includes(members_attr()) && members.len() as u64 > limit {
+        return Err(too_many(None, members.len() as u64, limit));
+    }
+    Ok(())
+}
+
+/// The members of `groups` that responses show, read in one statement;
+/// `None` when the projection leaves members out.
 async fn load_members(
     state: &AppState,
     scope: TenantScope,
-    group: &StoredGroup,
+    groups: &[&StoredGroup],
     projection: &Projection,
-) -> Result<Option<Vec<Member>>, ApiError> {
+) -> Result<Option<HashMap<Uuid, MemberPage>>, ApiError> {
     if !projection.includes(members_attr()) {
         return Ok(None);
     }
     let limit = state.settings().max_group_members;
-    let (total, members) = state.store().group_members(scope, group.id, limit).await?;
-    if total > limit {
-        return Err(ScimError::bad_request(
-            ScimType::TooMany,
-            format!(
-                "group {} has {total} members, more than the {limit} a response lists; ask with \
-                 excludedAttributes=members and find members with /Users?filter=groups[value eq \"{}\"]",
-                group.id, group.id
-            ),
-        )
-        .into());
+    let ids: Vec<Uuid> = groups.iter().map(|g| g.id).collect();
+    let pages = state.store().members_of(scope, &ids, limit).await?;
+    if let Some((id, page)) = pages.iter().find(|(_, p)| p.total > limit) {
+        return Err(too_many(Some(*id), page.total, limit));
     }
-    Ok(Some(members))
+    Ok(Some(pages))
 }
 
 fn render(
@@ -121,7 +154,7 @@ fn render(
                 Value::Object(v)
             })
             .collect();
-        map.insert(MEMBERS.to_owned(), Value::Array(values));
+        map.insert(members_attr().name.to_owned(), Value::Array(values));
     }
     if let Value::Object(map) = &mut rendered {
         projection.apply(&GROUP_RESOURCE, map);
@@ -129,15 +162,27 @@ fn render(
     rendered
 }
 
-async fn render_one(
+/// One group as a response shows it: its members from the write that set
+/// them all, else from the store.
+async fn render_written(
     state: &AppState,
     scope: TenantScope,
     base: &BaseUrl,
-    group: &StoredGroup,
+    written: &GroupWritten,
     projection: &Projection,
 ) -> Result<Value, ApiError> {
-    let members = load_members(state, scope, group, projection).await?;
-    Ok(render(base, group, members.as_deref(), projection))
+    let group = &written.group;
+    match (&written.members, projection.includes(members_attr())) {
+        (Some(members), _) => Ok(render(base, group, Some(members), projection)),
+        (None, false) => Ok(render(base, group, None, projection)),
+        (None, true) => {
+            let pages = load_members(state, scope, &[group], projection).await?;
+            let members = pages
+                .and_then(|mut p| p.remove(&group.id))
+                .unwrap_or_default();
+            Ok(render(base, group, Some(&members.members), projection))
+        }
+    }
 }
 
 /// Validates a POST/PUT body; returns the document and the members.
@@ -146,7 +191,7 @@ fn document_and_members(
     quirks: &mut Quirks,
 ) -> Result<(Map<String, Value>, Vec<NewMember>), ApiError> {
     let mut doc = resource::normalize_with(&GROUP_RESOURCE, body, quirks)?;
-    let members = patch::new_members(doc.remove(MEMBERS).as_ref(), MEMBERS)?;
+    let members = membership::take_members(&mut doc, members_attr())?;
     Ok((doc, members))
 }
 
@@ -161,11 +206,14 @@ pub async fn create(
     let parsed = document_and_members(body, &mut quirks);
     super::record_quirks(&quirks);
     let (doc, members) = parsed?;
-    let group = state
+    let projection = projection(&params);
+    check_listable(&state, &projection, &members)?;
+    let written = state
         .store()
         .create_group(scope, GroupWrite::from_doc(doc), members)
         .await?;
-    let body = render_one(&state, scope, &base, &group, &projection(&params)).await?;
+    let body = render_written(&state, scope, &base, &written, &projection).await?;
+    let group = &written.group;
     Ok(resource_response(
         StatusCode::CREATED,
         &body,
@@ -187,11 +235,15 @@ pub async fn get(
         .get_group(scope, uuid)
         .await?
         .ok_or_else(|| not_found(&id))?;
-    let body = render_one(&state, scope, &base, &group, &projection(&params)).await?;
+    let written = GroupWritten {
+        group,
+        members: None,
+    };
+    let body = render_written(&state, scope, &base, &written, &projection(&params)).await?;
     Ok(resource_response(
         StatusCode::OK,
         &body,
-        &etag(group.version),
+        &etag(written.group.version),
         None,
     ))
 }
@@ -212,10 +264,20 @@ async fn run_list(
         Some(_) => list::cursor_page(&plan, groups, |g| g.id),
         None => (groups, None, None),
     };
-    let mut resources = Vec::with_capacity(groups.len());
-    for g in &groups {
-        resources.push(render_one(state, scope, base, g, &plan.projection).await?);
-    }
+    let refs: Vec<&StoredGroup> = groups.iter().collect();
+    let mut pages = load_members(state, scope, &refs, &plan.projection).await?;
+    let resources = groups
+        .iter()
+        .map(|g| {
+            let members = pages.as_mut().map(|p| p.remove(&g.id).unwrap_or_default());
+            render(
+                base,
+                g,
+                members.as_ref().map(|m| &m.members[..]),
+                &plan.projection,
+            )
+        })
+        .collect();
     Ok(scim_response(
         StatusCode::OK,
         &list::response_body(&plan, total, resources, next, previous),
@@ -255,23 +317,22 @@ pub async fn replace(
     let parsed = document_and_members(body, &mut quirks);
     super::record_quirks(&quirks);
     let (doc, members) = parsed?;
-    let change = if members.is_empty() {
-        MemberChange::RemoveAll
-    } else {
-        MemberChange::ReplaceAll(members)
-    };
-    let written = state
+    let projection = projection(&params);
+    check_listable(&state, &projection, &members)?;
+    let changes = vec![MemberChange::ReplaceAll(members)];
+    membership::check_not_self(uuid, &changes)?;
+    let (written, ()) = state
         .store()
         .modify_group(
             scope,
             uuid,
             if_match.required_version(),
-            move |_| Ok::<_, ScimError>(doc),
-            vec![change],
+            move |_| Ok::<_, ScimError>((doc, ())),
+            changes,
         )
         .await
         .map_err(|e| modify_error(&id, e))?;
-    let body = render_one(&state, scope, &base, &written.group, &projection(&params)).await?;
+    let body = render_written(&state, scope, &base, &written, &projection).await?;
     Ok(resource_response(
         StatusCode::OK,
         &body,
@@ -300,9 +361,13 @@ pub async fn patch(
     let uuid = parse_id(&id)?;
     let if_match = IfMatch::from_headers(&headers)?;
     let mut quirks = Quirks::default();
-    let split = patch::parse_request(body, &mut quirks)
-        .and_then(|ops| patch::split_row_attribute(&GROUP_RESOURCE, MEMBERS, ops, &mut quirks));
-    let (doc_ops, member_changes) = match split {
+    let split = patch::parse_request(body, &mut quirks).and_then(|ops| {
+        membership::split_members(&GROUP_RESOURCE, members_attr(), ops, &mut quirks)
+    });
+    let (doc_ops, changes) = match split.and_then(|s| {
+        membership::check_not_self(uuid, &s.1)?;
+        Ok(s)
+    }) {
         Ok(s) => s,
         Err(e) => {
             super::record_quirks(&quirks);
@@ -310,7 +375,8 @@ pub async fn patch(
         }
     };
     let canonical_id = uuid.to_string();
-    let (tx, rx) = std::sync::mpsc::channel();
+    // The document engine runs inside the store's transaction task; the
+    // rules it applied come back with its result, success or failure.
     let result = state
         .store()
         .modify_group(
@@ -319,24 +385,34 @@ pub async fn patch(
             if_match.required_version(),
             move |doc| {
                 let mut q = Quirks::default();
-                let out = if doc_ops.is_empty() {
-                    Ok(doc.clone())
-                } else {
-                    patch::apply(&GROUP_RESOURCE, &canonical_id, doc, &doc_ops, &mut q)
+                let patched = match doc_ops.is_empty() {
+                    true => Ok(doc.clone()),
+                    false => patch::apply(&GROUP_RESOURCE, &canonical_id, doc, &doc_ops, &mut q),
                 };
-                let _ = tx.send(q);
-                out
+                match patched {
+                    Ok(d) => Ok((d, q)),
+                    Err(e) => Err((e, q)),
+                }
             },
-            member_changes,
+            changes,
         )
         .await;
-    for q in rx.try_iter() {
-        for name in q.names() {
-            quirks.fire(name);
+    let written = match result {
+        Ok((written, q)) => {
+            quirks.extend(&q);
+            super::record_quirks(&quirks);
+            written
         }
-    }
-    super::record_quirks(&quirks);
-    let written = result.map_err(|e| modify_error(&id, e))?;
+        Err(ModifyError::Change((e, q))) => {
+            quirks.extend(&q);
+            super::record_quirks(&quirks);
+            return Err(e.into());
+        }
+        Err(ModifyError::Store(e)) => {
+            super::record_quirks(&quirks);
+            return Err(named(&id)(e));
+        }
+    };
     let asked = params.get("attributes").is_some() || params.get("excludedAttributes").is_some();
     if !asked {
         let mut resp = StatusCode::NO_CONTENT.into_response();
@@ -345,7 +421,7 @@ pub async fn patch(
         }
         return Ok(resp);
     }
-    let body = render_one(&state, scope, &base, &written.group, &projection(&params)).await?;
+    let body = render_written(&state, scope, &base, &written, &projection(&params)).await?;
     Ok(resource_response(
         StatusCode::OK,
         &body,

@@ -191,7 +191,7 @@ pub async fn replace(
     let doc = resource::normalize_with(&USER_RESOURCE, body, &mut quirks);
     super::record_quirks(&quirks);
     let doc = doc?;
-    let replaced = state
+    let user = state
         .store()
         .replace_user(
             scope,
@@ -201,7 +201,6 @@ pub async fn replace(
         )
         .await
         .map_err(named(&id))?;
-    let user = replaced.user;
     let version = user.version;
     Ok(resource_response(
         StatusCode::OK,
@@ -256,7 +255,7 @@ pub async fn patch(
         .await;
     super::record_quirks(&quirks);
     let user = match result {
-        Ok(replaced) => replaced.user,
+        Ok(user) => user,
         Err(ModifyError::Store(e)) => return Err(named(&id)(e)),
         Err(ModifyError::Change(e)) => return Err(e.into()),
     };

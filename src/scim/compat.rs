@@ -48,6 +48,13 @@ impl Quirks {
         }
     }
 
+    /// Adds the rules that fired in `other`.
+    pub fn extend(&mut self, other: &Quirks) {
+        for name in other.names() {
+            self.fire(name);
+        }
+    }
+
     pub fn names(&self) -> &[&'static str] {
         &self.0
     }

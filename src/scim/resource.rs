@@ -13,6 +13,14 @@ use super::compat::{self, Quirks};
 use super::error::ScimError;
 use super::schema::{self, AttrType, Attribute, Mutability, ResourceType, Returned};
 
+/// A member of a JSON object by case-insensitive key (SCIM attribute names
+/// and message fields are case-insensitive).
+pub fn field<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+}
+
 /// Validates a POST/PUT body against `rt` and returns the document to store.
 ///
 /// Attribute names are matched case-insensitively and stored under their

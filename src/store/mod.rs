@@ -2,6 +2,7 @@
 //! production and SQLite as the embedded default. Every resource operation
 //! takes a [`TenantScope`]: no method reads or writes users across tenants.
 
+mod groups;
 mod pg_conns;
 mod postgres;
 mod postgres_groups;
@@ -11,10 +12,14 @@ mod sqlite_groups;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
 
+pub use groups::{GroupWrite, GroupWritten, Member, MemberKind, MemberPage, StoredGroup};
 pub use pg_conns::Lease;
+
+use crate::scim::membership::{MemberChange, NewMember};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -65,8 +70,9 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Classifies a driver error: constraint names become conflicts, connection
-    /// trouble becomes `Unavailable`, the rest stays a database error.
+    /// Classifies a driver error: connection trouble becomes `Unavailable`,
+    /// the rest stays a database error (a unique violation among them, until
+    /// the call site names it with [`StoreError::unique_on`]).
     fn from_sqlx(err: sqlx::Error) -> StoreError {
         match &err {
             sqlx::Error::PoolTimedOut
@@ -83,22 +89,31 @@ impl StoreError {
             {
                 StoreError::Unavailable(err.to_string())
             }
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                let text = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
-                if text.contains("user_name_lower") {
-                    StoreError::Conflict("userName")
-                } else if text.contains("tenants") || text.contains("project_id, name") {
-                    StoreError::Conflict("tenant name")
-                } else if text.contains("projects") {
-                    StoreError::Conflict("project id")
-                } else {
-                    StoreError::Conflict("value")
-                }
-            }
             _ => StoreError::Database(err),
         }
     }
+
+    /// At a call site whose statement a client can make violate exactly one
+    /// unique constraint, `constraint`: that violation as a conflict on
+    /// `field`. PostgreSQL names the violated constraint, and any other stays
+    /// a database error; SQLite names none, and the other unique keys of
+    /// these statements are ids scimd generates.
+    fn unique_on(self, constraint: &str, field: &'static str) -> StoreError {
+        match &self {
+            StoreError::Database(sqlx::Error::Database(db))
+                if db.is_unique_violation() && db.constraint().is_none_or(|c| c == constraint) =>
+            {
+                StoreError::Conflict(field)
+            }
+            _ => self,
+        }
+    }
 }
+
+/// The unique constraints a client can violate (migrations/*/…_init.sql).
+const USER_NAME_KEY: &str = "users_user_name_lower_key";
+const TENANT_NAME_KEY: &str = "tenants_project_name_key";
+const PROJECT_KEY: &str = "projects_pkey";
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -186,89 +201,6 @@ impl UserWrite {
             doc,
         }
     }
-}
-
-/// The outcome of a replace: the stored user, and whether anything changed.
-#[derive(Debug)]
-pub struct Replaced {
-    pub user: StoredUser,
-    pub changed: bool,
-}
-
-/// A group as stored: its members live in their own table.
-#[derive(Debug, Clone)]
-pub struct StoredGroup {
-    pub id: Uuid,
-    pub version: i64,
-    pub created: DateTime<Utc>,
-    pub modified: DateTime<Utc>,
-    pub doc: Map<String, Value>,
-}
-
-/// What a group create or replace writes besides its members.
-#[derive(Debug, Clone)]
-pub struct GroupWrite {
-    pub display_name: String,
-    pub display_name_lower: String,
-    pub external_id: Option<String>,
-    pub doc: Map<String, Value>,
-}
-
-impl GroupWrite {
-    /// Derives the indexed columns from a validated Group document (without members).
-    pub fn from_doc(doc: Map<String, Value>) -> GroupWrite {
-        let display_name = doc
-            .get("displayName")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        GroupWrite {
-            display_name_lower: display_name.to_lowercase(),
-            display_name,
-            external_id: doc
-                .get("externalId")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            doc,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberKind {
-    User,
-    Group,
-}
-
-impl MemberKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberKind::User => "User",
-            MemberKind::Group => "Group",
-        }
-    }
-    fn parse(s: &str) -> MemberKind {
-        if s == "Group" {
-            MemberKind::Group
-        } else {
-            MemberKind::User
-        }
-    }
-}
-
-/// One member of a group, with the name to show for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub id: Uuid,
-    pub kind: MemberKind,
-    pub display: Option<String>,
-}
-
-/// The outcome of a group write: the group, and whether anything changed.
-#[derive(Debug)]
-pub struct GroupWritten {
-    pub group: StoredGroup,
-    pub changed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -463,15 +395,12 @@ impl Store {
         id: Uuid,
         write: &UserWrite,
         if_version: Option<i64>,
-    ) -> Result<Replaced> {
+    ) -> Result<StoredUser> {
         for _ in 0..REPLACE_ATTEMPTS {
             let updated =
                 dispatch!(self, s => s.update_user_if_changed(scope, id, write, if_version).await)?;
             if let Some(user) = updated {
-                return Ok(Replaced {
-                    user,
-                    changed: true,
-                });
+                return Ok(user);
             }
             let Some(current) = self.get_user(scope, id).await? else {
                 return Err(StoreError::NotFound);
@@ -480,10 +409,7 @@ impl Store {
                 return Err(StoreError::VersionMismatch);
             }
             if current.doc == write.doc {
-                return Ok(Replaced {
-                    user: current,
-                    changed: false,
-                });
+                return Ok(current);
             }
             // A concurrent writer changed the row in between: try again.
         }
@@ -502,7 +428,7 @@ impl Store {
         id: Uuid,
         if_version: Option<i64>,
         mut change: impl FnMut(&StoredUser) -> std::result::Result<Map<String, Value>, E>,
-    ) -> std::result::Result<Replaced, ModifyError<E>> {
+    ) -> std::result::Result<StoredUser, ModifyError<E>> {
         for attempt in 0..MODIFY_ATTEMPTS {
             let current = self
                 .get_user(scope, id)
@@ -513,19 +439,13 @@ impl Store {
             }
             let doc = change(&current).map_err(ModifyError::Change)?;
             if doc == current.doc {
-                return Ok(Replaced {
-                    user: current,
-                    changed: false,
-                });
+                return Ok(current);
             }
             let write = UserWrite::from_doc(doc);
             let updated = dispatch!(self, s => s.update_user_if_changed(scope, id, &write, Some(current.version)).await)?;
             match updated {
                 Some(user) => {
-                    return Ok(Replaced {
-                        user,
-                        changed: true,
-                    });
+                    return Ok(user);
                 }
                 None if if_version.is_some() => return Err(StoreError::VersionMismatch.into()),
                 // Lost the race: back off a little (growing) and re-apply.
@@ -542,13 +462,14 @@ impl Store {
 
     // --- groups --------------------------------------------------------------
 
-    /// Creates a group and its members in one transaction.
+    /// Creates a group and its members in one transaction (see
+    /// [`groups::create`]); the members must be users or groups of the tenant.
     pub async fn create_group(
         &self,
         scope: TenantScope,
         write: GroupWrite,
-        members: Vec<crate::scim::patch::NewMember>,
-    ) -> Result<StoredGroup> {
+        members: Vec<NewMember>,
+    ) -> Result<GroupWritten> {
         // In a task of its own: a dropped request cannot leave it half-done.
         let store = self.clone();
         tokio::spawn(async move {
@@ -563,14 +484,17 @@ impl Store {
         dispatch!(self, s => s.get_group(scope, id).await)
     }
 
-    /// How many members a group has, and the first `limit` of them.
-    pub async fn group_members(
+    /// For each of `groups`: how many members it has, and the first `limit`
+    /// of them (at least one, so that a group over the limit shows it). One
+    /// statement for a whole page of groups. Groups without members are not
+    /// in the map.
+    pub async fn members_of(
         &self,
         scope: TenantScope,
-        id: Uuid,
+        groups: &[Uuid],
         limit: u64,
-    ) -> Result<(u64, Vec<Member>)> {
-        dispatch!(self, s => s.group_members(scope, id, limit).await)
+    ) -> Result<HashMap<Uuid, MemberPage>> {
+        dispatch!(self, s => s.members_of(scope, groups, limit).await)
     }
 
     pub async fn query_groups(
@@ -581,19 +505,23 @@ impl Store {
         dispatch!(self, s => s.query_groups(scope, q).await)
     }
 
-    /// Changes a group in one transaction, with the group row locked: the
-    /// document through `change`, the members through `members` (row inserts
-    /// and deletes). The version moves only if something changed.
-    pub async fn modify_group<E: Send + 'static>(
+    /// Changes a group in one transaction (see [`groups::modify`]): the
+    /// document through `change`, the members through `members` (row
+    /// inserts and deletes). The version moves only if something changed.
+    ///
+    /// `change` runs inside the transaction, in a task of its own; what else
+    /// it returns (`T`, for instance the compatibility rules it applied)
+    /// comes back with the group.
+    pub async fn modify_group<T: Send + 'static, E: Send + 'static>(
         &self,
         scope: TenantScope,
         id: Uuid,
         if_version: Option<i64>,
-        change: impl FnOnce(&Map<String, Value>) -> std::result::Result<Map<String, Value>, E>
+        change: impl FnOnce(&Map<String, Value>) -> std::result::Result<(Map<String, Value>, T), E>
         + Send
         + 'static,
-        members: Vec<crate::scim::patch::MemberChange>,
-    ) -> std::result::Result<GroupWritten, ModifyError<E>> {
+        members: Vec<MemberChange>,
+    ) -> std::result::Result<(GroupWritten, T), ModifyError<E>> {
         // In a task of its own: a dropped request cannot leave it half-done.
         let store = self.clone();
         let task = tokio::spawn(async move {

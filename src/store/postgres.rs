@@ -15,8 +15,8 @@ use crate::scim::schema::USER_RESOURCE;
 use sqlx::AssertSqlSafe;
 
 use super::{
-    GroupRef, KeyInfo, KeyRecord, NewKey, PoolConfig, Project, Result, StoreError, StoredUser,
-    Tenant, TenantScope, UserWrite, now,
+    GroupRef, KeyInfo, KeyRecord, NewKey, PROJECT_KEY, PoolConfig, Project, Result, StoreError,
+    StoredUser, TENANT_NAME_KEY, Tenant, TenantScope, USER_NAME_KEY, UserWrite, now,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -159,7 +159,8 @@ impl PgStore {
                 .execute(c)
                 .await
         })
-        .await?;
+        .await
+        .map_err(|e| e.unique_on(PROJECT_KEY, "project id"))?;
         Ok(Project {
             id: id.to_owned(),
             name: name.to_owned(),
@@ -200,7 +201,8 @@ impl PgStore {
             .execute(c)
             .await
         })
-        .await?;
+        .await
+        .map_err(|e| e.unique_on(TENANT_NAME_KEY, "tenant name"))?;
         Ok(Tenant {
             id,
             project_id: project_id.to_owned(),
@@ -366,7 +368,8 @@ impl PgStore {
                 .execute(c)
                 .await
         })
-        .await?;
+        .await
+        .map_err(|e| e.unique_on(USER_NAME_KEY, "userName"))?;
         Ok(StoredUser {
             id,
             version: 1,
@@ -501,7 +504,8 @@ impl PgStore {
         .bind(email_keys(scope, w))
         .fetch_optional(c).await
             })
-            .await?;
+            .await
+            .map_err(|e| e.unique_on(USER_NAME_KEY, "userName"))?;
         row.as_ref().map(user_from_row).transpose()
     }
 

@@ -1,19 +1,26 @@
-//! Groups on PostgreSQL: the group row, and its members as rows.
+//! Groups on PostgreSQL: the statements of a group write ([`GroupTx`]),
+//! the transaction around them, and the reads.
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sqlx::postgres::{PgRow, Postgres};
 use sqlx::types::Json;
 use sqlx::{Connection, Row, Transaction};
 use uuid::Uuid;
 
+use super::groups::{self, GroupTx};
 use super::postgres::PgStore;
 use super::query::ListQuery;
 use super::{
-    GroupWrite, GroupWritten, Member, MemberKind, ModifyError, Result, StoreError, StoredGroup,
-    TenantScope, now,
+    GroupWrite, GroupWritten, Member, MemberKind, MemberPage, ModifyError, Result, StoreError,
+    StoredGroup, TenantScope,
 };
-use crate::scim::patch::{MemberChange, NewMember};
+use crate::scim::membership::{MemberChange, NewMember};
 use crate::scim::schema::GROUP_RESOURCE;
+
+const GROUP_COLUMNS: &str = "id, version, created_at, modified_at, doc";
 
 fn group_from_row(row: &PgRow) -> Result<StoredGroup> {
     let Json(doc): Json<Map<String, Value>> = row.try_get("doc").map_err(StoreError::from_sqlx)?;
@@ -26,160 +33,155 @@ fn group_from_row(row: &PgRow) -> Result<StoredGroup> {
     })
 }
 
-/// Ids that are not UUIDs can name no member.
-fn parse_ids(ids: &[String]) -> std::result::Result<Vec<Uuid>, StoreError> {
-    ids.iter()
-        .map(|s| Uuid::parse_str(s).map_err(|_| StoreError::UnknownMember(s.clone())))
-        .collect()
+/// A group write's transaction on a leased connection.
+struct PgGroupTx<'c> {
+    tx: Transaction<'c, Postgres>,
+    tenant: Uuid,
 }
 
-type Tx<'c> = Transaction<'c, Postgres>;
-
-/// Resolves members to users or groups of the tenant; any other id is an
-/// error. Returns the ids, their kinds and their display names.
-async fn resolve_members(
-    tx: &mut Tx<'_>,
-    scope: TenantScope,
-    group: Uuid,
-    members: &[NewMember],
-) -> Result<Resolved> {
-    let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
-    let uuids = parse_ids(&ids)?;
-    if let Some(i) = uuids.iter().position(|u| *u == group) {
-        return Err(StoreError::UnknownMember(format!(
-            "{} (a group cannot be its own member)",
-            ids[i]
-        )));
-    }
-    let rows = sqlx::query(
-        "SELECT id, 'User' AS kind FROM users WHERE tenant_id = $1 AND id = ANY($2) \
-         UNION ALL SELECT id, 'Group' FROM groups WHERE tenant_id = $1 AND id = ANY($2)",
-    )
-    .bind(scope.tenant_id())
-    .bind(&uuids)
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(StoreError::from_sqlx)?;
-    let found: std::collections::HashMap<Uuid, String> = rows
-        .iter()
-        .map(|r| Ok((r.try_get("id")?, r.try_get("kind")?)))
-        .collect::<std::result::Result<_, sqlx::Error>>()
+impl GroupTx for PgGroupTx<'_> {
+    async fn lock_members(&mut self, ids: &[Uuid]) -> Result<HashMap<Uuid, MemberKind>> {
+        // KEY SHARE: a concurrent DELETE of a member waits for this
+        // transaction, and then removes the membership it made.
+        let rows = sqlx::query(
+            "WITH u AS (SELECT id FROM users WHERE tenant_id = $1 AND id = ANY($2) FOR KEY SHARE), \
+             g AS (SELECT id FROM groups WHERE tenant_id = $1 AND id = ANY($2) FOR KEY SHARE) \
+             SELECT id, 'User' AS kind FROM u UNION ALL SELECT id, 'Group' FROM g",
+        )
+        .bind(self.tenant)
+        .bind(ids)
+        .fetch_all(&mut *self.tx)
+        .await
         .map_err(StoreError::from_sqlx)?;
-    let mut kinds = Vec::with_capacity(uuids.len());
-    for (u, raw) in uuids.iter().zip(&ids) {
-        kinds.push(
-            found
-                .get(u)
-                .cloned()
-                .ok_or_else(|| StoreError::UnknownMember(raw.clone()))?,
-        );
+        rows.iter()
+            .map(|r| {
+                let kind: &str = r.try_get("kind")?;
+                Ok((r.try_get("id")?, MemberKind::parse(kind)))
+            })
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(StoreError::from_sqlx)
     }
-    Ok(Resolved {
-        ids: uuids,
-        kinds,
-        displays: members.iter().map(|m| m.display.clone()).collect(),
-    })
-}
 
-/// Members checked against the tenant, as parallel arrays for `unnest`.
-struct Resolved {
-    ids: Vec<Uuid>,
-    kinds: Vec<String>,
-    displays: Vec<Option<String>>,
-}
+    async fn lock_group(&mut self, id: Uuid) -> Result<Option<StoredGroup>> {
+        // NO KEY UPDATE: excludes other writers of this group, but not a
+        // write that adds this group to another (which takes KEY SHARE).
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {GROUP_COLUMNS} FROM groups WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE"
+        )))
+        .bind(self.tenant)
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        row.as_ref().map(group_from_row).transpose()
+    }
 
-async fn insert_members(
-    tx: &mut Tx<'_>,
-    scope: TenantScope,
-    group: Uuid,
-    m: &Resolved,
-) -> Result<u64> {
-    let done = sqlx::query(
-        "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) \
-         SELECT $1, $2, m.id, m.kind, m.display FROM unnest($3::uuid[], $4::text[], $5::text[]) AS m(id, kind, display) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(scope.tenant_id())
-    .bind(group)
-    .bind(&m.ids)
-    .bind(&m.kinds)
-    .bind(&m.displays)
-    .execute(&mut **tx)
-    .await
-    .map_err(StoreError::from_sqlx)?;
-    Ok(done.rows_affected())
-}
+    async fn insert_group(&mut self, id: Uuid, at: DateTime<Utc>, w: &GroupWrite) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO groups (tenant_id, id, display_name, display_name_lower, external_id, version, created_at, modified_at, doc) \
+             VALUES ($1, $2, $3, $4, $5, 1, $6, $6, $7)",
+        )
+        .bind(self.tenant)
+        .bind(id)
+        .bind(&w.display_name)
+        .bind(&w.display_name_lower)
+        .bind(&w.external_id)
+        .bind(at)
+        .bind(Json(&w.doc))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
 
-/// Applies one change; `true` when a row was inserted or deleted.
-async fn apply_change(
-    tx: &mut Tx<'_>,
-    scope: TenantScope,
-    group: Uuid,
-    change: MemberChange,
-) -> Result<bool> {
-    let tenant = scope.tenant_id();
-    Ok(match change {
-        MemberChange::Add(members) => {
-            let resolved = resolve_members(tx, scope, group, &members).await?;
-            insert_members(tx, scope, group, &resolved).await? > 0
-        }
-        MemberChange::Remove(ids) | MemberChange::RemoveMatching(ids) if ids.is_empty() => false,
-        MemberChange::Remove(ids) => {
-            let uuids: Vec<Uuid> = ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect();
-            sqlx::query("DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND member_id = ANY($3)")
-                .bind(tenant)
-                .bind(group)
-                .bind(&uuids)
-                .execute(&mut **tx)
-                .await
-                .map_err(StoreError::from_sqlx)?
-                .rows_affected()
-                > 0
-        }
-        MemberChange::RemoveMatching(ids) => {
-            let uuids: Vec<Uuid> = ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect();
-            let n = sqlx::query("DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND member_id = ANY($3)")
-                .bind(tenant)
-                .bind(group)
-                .bind(&uuids)
-                .execute(&mut **tx)
-                .await
-                .map_err(StoreError::from_sqlx)?
-                .rows_affected();
-            if n == 0 {
-                return Err(StoreError::NoTarget(format!(
-                    "no member matches value {}",
-                    ids.join(", ")
-                )));
+    async fn update_group(
+        &mut self,
+        id: Uuid,
+        w: &GroupWrite,
+        at: DateTime<Utc>,
+    ) -> Result<StoredGroup> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE groups SET display_name = $3, display_name_lower = $4, external_id = $5, doc = $6, \
+             version = version + 1, modified_at = $7 WHERE tenant_id = $1 AND id = $2 \
+             RETURNING {GROUP_COLUMNS}"
+        )))
+        .bind(self.tenant)
+        .bind(id)
+        .bind(&w.display_name)
+        .bind(&w.display_name_lower)
+        .bind(&w.external_id)
+        .bind(Json(&w.doc))
+        .bind(at)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        group_from_row(&row)
+    }
+
+    async fn put_members(
+        &mut self,
+        group: Uuid,
+        members: &[Member],
+        set_display: bool,
+    ) -> Result<u64> {
+        let on_conflict = match set_display {
+            true => {
+                "DO UPDATE SET display = EXCLUDED.display \
+                     WHERE group_members.display IS DISTINCT FROM EXCLUDED.display"
             }
-            true
-        }
-        MemberChange::RemoveAll => {
-            sqlx::query("DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2")
-                .bind(tenant)
-                .bind(group)
-                .execute(&mut **tx)
-                .await
-                .map_err(StoreError::from_sqlx)?
-                .rows_affected()
-                > 0
-        }
-        MemberChange::ReplaceAll(members) => {
-            let resolved = resolve_members(tx, scope, group, &members).await?;
-            let removed = sqlx::query(
-                "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND NOT (member_id = ANY($3))",
-            )
-            .bind(tenant)
-            .bind(group)
-            .bind(&resolved.ids)
-            .execute(&mut **tx)
+            false => "DO NOTHING",
+        };
+        let ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
+        let kinds: Vec<&str> = members.iter().map(|m| m.kind.as_str()).collect();
+        let displays: Vec<Option<&str>> = members.iter().map(|m| m.display.as_deref()).collect();
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) \
+             SELECT $1, $2, m.id, m.kind, m.display FROM unnest($3::uuid[], $4::text[], $5::text[]) AS m(id, kind, display) \
+             ON CONFLICT (tenant_id, group_id, member_id) {on_conflict}"
+        )))
+        .bind(self.tenant)
+        .bind(group)
+        .bind(&ids)
+        .bind(&kinds)
+        .bind(&displays)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn delete_members(&mut self, group: Uuid, ids: &[Uuid]) -> Result<u64> {
+        self.delete_where(group, "member_id = ANY($3)", ids).await
+    }
+
+    async fn delete_members_except(&mut self, group: Uuid, keep: &[Uuid]) -> Result<u64> {
+        self.delete_where(group, "NOT (member_id = ANY($3))", keep)
             .await
-            .map_err(StoreError::from_sqlx)?
-            .rows_affected();
-            let added = insert_members(tx, scope, group, &resolved).await?;
-            removed + added > 0
+    }
+}
+
+impl PgGroupTx<'_> {
+    /// Commits, or rolls back what did not change anything.
+    async fn finish(self, commit: bool) -> Result<()> {
+        match commit {
+            true => self.tx.commit().await,
+            false => self.tx.rollback().await,
         }
-    })
+        .map_err(StoreError::from_sqlx)
+    }
+
+    async fn delete_where(&mut self, group: Uuid, condition: &str, ids: &[Uuid]) -> Result<u64> {
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND {condition}"
+        )))
+        .bind(self.tenant)
+        .bind(group)
+        .bind(ids)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected())
+    }
 }
 
 impl PgStore {
@@ -188,44 +190,43 @@ impl PgStore {
         scope: TenantScope,
         w: GroupWrite,
         members: Vec<NewMember>,
-    ) -> Result<StoredGroup> {
-        let id = Uuid::now_v7();
-        let at = now();
+    ) -> Result<GroupWritten> {
         let mut conn = self.lease().await?;
-        let mut tx = conn.begin().await.map_err(StoreError::from_sqlx)?;
-        sqlx::query(
-            "INSERT INTO groups (tenant_id, id, display_name, display_name_lower, external_id, version, created_at, modified_at, doc) \
-             VALUES ($1, $2, $3, $4, $5, 1, $6, $6, $7)",
-        )
-        .bind(scope.tenant_id())
-        .bind(id)
-        .bind(&w.display_name)
-        .bind(&w.display_name_lower)
-        .bind(&w.external_id)
-        .bind(at)
-        .bind(Json(&w.doc))
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        if !members.is_empty() {
-            apply_change(&mut tx, scope, id, MemberChange::Add(members)).await?;
-        }
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        let mut tx = PgGroupTx {
+            tx: conn.begin().await.map_err(StoreError::from_sqlx)?,
+            tenant: scope.tenant_id(),
+        };
+        let written = groups::create(&mut tx, w, members).await?;
+        tx.finish(true).await?;
         conn.release();
-        Ok(StoredGroup {
-            id,
-            version: 1,
-            created: at,
-            modified: at,
-            doc: w.doc,
-        })
+        Ok(written)
+    }
+
+    pub async fn modify_group<T, E>(
+        &self,
+        scope: TenantScope,
+        id: Uuid,
+        if_version: Option<i64>,
+        change: impl FnOnce(&Map<String, Value>) -> std::result::Result<(Map<String, Value>, T), E>,
+        members: Vec<MemberChange>,
+    ) -> std::result::Result<(GroupWritten, T), ModifyError<E>> {
+        let mut conn = self.lease().await?;
+        let mut tx = PgGroupTx {
+            tx: conn.begin().await.map_err(StoreError::from_sqlx)?,
+            tenant: scope.tenant_id(),
+        };
+        let (written, out, changed) =
+            groups::modify(&mut tx, id, if_version, change, members).await?;
+        tx.finish(changed).await?;
+        conn.release();
+        Ok((written, out))
     }
 
     pub async fn get_group(&self, scope: TenantScope, id: Uuid) -> Result<Option<StoredGroup>> {
-        let sql = "SELECT id, version, created_at, modified_at, doc FROM groups WHERE tenant_id = $1 AND id = $2";
+        let sql = format!("SELECT {GROUP_COLUMNS} FROM groups WHERE tenant_id = $1 AND id = $2");
         let row = self
             .on(async |c| {
-                sqlx::query(sql)
+                sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(scope.tenant_id())
                     .bind(id)
                     .fetch_optional(c)
@@ -235,46 +236,49 @@ impl PgStore {
         row.as_ref().map(group_from_row).transpose()
     }
 
-    pub async fn group_members(
+    pub async fn members_of(
         &self,
         scope: TenantScope,
-        id: Uuid,
+        groups: &[Uuid],
         limit: u64,
-    ) -> Result<(u64, Vec<Member>)> {
-        // Both statements on one connection.
-        let (total, rows): (i64, _) = self
+    ) -> Result<HashMap<Uuid, MemberPage>> {
+        let rows = self
             .on(async |c| {
-                let total = sqlx::query_scalar(
-                    "SELECT count(*) FROM group_members WHERE tenant_id = $1 AND group_id = $2",
+                sqlx::query(
+                    "SELECT group_id, member_id, member_type, display, total FROM ( \
+                     SELECT m.group_id, m.member_id, m.member_type, m.display, \
+                     count(*) OVER (PARTITION BY m.group_id) AS total, \
+                     row_number() OVER (PARTITION BY m.group_id ORDER BY m.member_id) AS n \
+                     FROM group_members m WHERE m.tenant_id = $1 AND m.group_id = ANY($2)) x \
+                     WHERE n <= GREATEST($3, 1) ORDER BY group_id, member_id",
                 )
                 .bind(scope.tenant_id())
-                .bind(id)
-                .fetch_one(&mut *c)
-                .await?;
-                let rows = sqlx::query(
-                    "SELECT m.member_id, m.member_type, m.display FROM group_members m \
-                     WHERE m.tenant_id = $1 AND m.group_id = $2 ORDER BY m.member_id LIMIT $3",
-                )
-                .bind(scope.tenant_id())
-                .bind(id)
+                .bind(groups)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
                 .fetch_all(c)
-                .await?;
-                Ok((total, rows))
+                .await
             })
             .await?;
-        let members = rows
-            .iter()
-            .map(|r| {
-                Ok(Member {
-                    id: r.try_get("member_id")?,
-                    kind: MemberKind::parse(r.try_get::<&str, _>("member_type")?),
-                    display: r.try_get("display")?,
-                })
-            })
-            .collect::<std::result::Result<_, sqlx::Error>>()
+        let mut pages: HashMap<Uuid, MemberPage> = HashMap::with_capacity(groups.len());
+        for r in &rows {
+            let (group, total, member) = (|| {
+                let kind: &str = r.try_get("member_type")?;
+                Ok::<_, sqlx::Error>((
+                    r.try_get::<Uuid, _>("group_id")?,
+                    r.try_get::<i64, _>("total")?,
+                    Member {
+                        id: r.try_get("member_id")?,
+                        kind: MemberKind::parse(kind),
+                        display: r.try_get("display")?,
+                    },
+                ))
+            })()
             .map_err(StoreError::from_sqlx)?;
-        Ok((total as u64, members))
+            let page = pages.entry(group).or_default();
+            page.total = total as u64;
+            page.members.push(member);
+        }
+        Ok(pages)
     }
 
     pub async fn query_groups(
@@ -284,70 +288,6 @@ impl PgStore {
     ) -> Result<(Option<u64>, Vec<StoredGroup>)> {
         self.run_list(&GROUP_RESOURCE, scope, q, group_from_row)
             .await
-    }
-
-    pub async fn modify_group<E>(
-        &self,
-        scope: TenantScope,
-        id: Uuid,
-        if_version: Option<i64>,
-        change: impl FnOnce(&Map<String, Value>) -> std::result::Result<Map<String, Value>, E>,
-        members: Vec<MemberChange>,
-    ) -> std::result::Result<GroupWritten, ModifyError<E>> {
-        let mut conn = self.lease().await?;
-        let mut tx = conn.begin().await.map_err(StoreError::from_sqlx)?;
-        let row = sqlx::query(
-            "SELECT id, version, created_at, modified_at, doc FROM groups WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-        )
-        .bind(scope.tenant_id())
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        let current = row
-            .as_ref()
-            .map(group_from_row)
-            .transpose()?
-            .ok_or(StoreError::NotFound)?;
-        if if_version.is_some_and(|v| v != current.version) {
-            return Err(StoreError::VersionMismatch.into());
-        }
-        let doc = change(&current.doc).map_err(ModifyError::Change)?;
-        let mut changed = doc != current.doc;
-        for m in members {
-            changed |= apply_change(&mut tx, scope, id, m).await?;
-        }
-        if !changed {
-            tx.rollback().await.map_err(StoreError::from_sqlx)?;
-            conn.release();
-            return Ok(GroupWritten {
-                group: current,
-                changed: false,
-            });
-        }
-        let w = GroupWrite::from_doc(doc);
-        let row = sqlx::query(
-            "UPDATE groups SET display_name = $3, display_name_lower = $4, external_id = $5, doc = $6, \
-             version = version + 1, modified_at = $7 WHERE tenant_id = $1 AND id = $2 \
-             RETURNING id, version, created_at, modified_at, doc",
-        )
-        .bind(scope.tenant_id())
-        .bind(id)
-        .bind(&w.display_name)
-        .bind(&w.display_name_lower)
-        .bind(&w.external_id)
-        .bind(Json(&w.doc))
-        .bind(now())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        let group = group_from_row(&row)?;
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
-        conn.release();
-        Ok(GroupWritten {
-            group,
-            changed: true,
-        })
     }
 
     pub async fn delete_group_if(

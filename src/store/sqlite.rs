@@ -18,8 +18,8 @@ use crate::scim::schema::USER_RESOURCE;
 use sqlx::AssertSqlSafe;
 
 use super::{
-    GroupRef, KeyInfo, KeyRecord, NewKey, PoolConfig, Project, Result, StoreError, StoredUser,
-    Tenant, TenantScope, UserWrite, now,
+    GroupRef, KeyInfo, KeyRecord, NewKey, PROJECT_KEY, PoolConfig, Project, Result, StoreError,
+    StoredUser, TENANT_NAME_KEY, Tenant, TenantScope, USER_NAME_KEY, UserWrite, now,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -183,7 +183,7 @@ impl SqliteStore {
             .bind(millis(created_at))
             .execute(&self.pool)
             .await
-            .map_err(StoreError::from_sqlx)?;
+            .map_err(|e| StoreError::from_sqlx(e).unique_on(PROJECT_KEY, "project id"))?;
         Ok(Project {
             id: id.to_owned(),
             name: name.to_owned(),
@@ -218,7 +218,7 @@ impl SqliteStore {
         .bind(millis(now()))
         .execute(&self.pool)
         .await
-        .map_err(StoreError::from_sqlx)?;
+        .map_err(|e| StoreError::from_sqlx(e).unique_on(TENANT_NAME_KEY, "tenant name"))?;
         Ok(Tenant {
             id,
             project_id: project_id.to_owned(),
@@ -363,7 +363,7 @@ impl SqliteStore {
         .bind(&w.display_name_lower)
         .execute(&self.pool)
         .await
-        .map_err(StoreError::from_sqlx)?;
+        .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
         Ok(StoredUser {
             id,
             version: 1,
@@ -460,7 +460,7 @@ impl SqliteStore {
         .bind(&w.display_name_lower)
         .fetch_optional(&self.pool)
         .await
-        .map_err(StoreError::from_sqlx)?;
+        .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
         row.as_ref().map(user_from_row).transpose()
     }
 

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, assert_scim_error, json_of};
 use scimd::HttpSettings;
+use scimd::scim::patch::PATCH_OP_URN;
 
 const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 
@@ -118,7 +119,7 @@ both_backends! {
             assert_scim_error(status, &err, 400, Some("invalidValue"));
             assert!(err["detail"].as_str().unwrap().contains(bad), "{err}");
         }
-        let (_, list) = json_of(app.req(Method::GET, "/Groups").send().await.unwrap()).await;
+        let (_, list) = json_of(app.req(Method::GET, "/Groups?excludedAttributes=members").send().await.unwrap()).await;
         assert_eq!(list["totalResults"], 0, "nothing half-created");
         let g = group(&app, json!({"displayName": "g"})).await;
         let gid = g["id"].as_str().unwrap();
@@ -305,4 +306,87 @@ async fn large_groups_are_bounded_in_responses() {
         users["totalResults"], 3,
         "members can be paged through /Users"
     );
+}
+
+both_backends! {
+    async fn member_removal_by_values_removes_only_what_matches(app) {
+        let (u1, u2, u3) = (user(&app, "m1").await, user(&app, "m2").await, user(&app, "m3").await);
+        let g = group(&app, json!({"displayName": "Removals", "members": [{"value": u1}, {"value": u2}, {"value": u3}]})).await;
+        let gid = g["id"].as_str().unwrap();
+        let op = |value: Value| json!({"schemas": [PATCH_OP_URN], "Operations": [{"op": "remove", "path": "members", "value": value}]}).to_string();
+        for value in [json!([]), json!([{"value": "00000000-0000-4000-8000-000000000000"}]), json!("not-a-member")] {
+            let (status, etag, body) = patch_group(&app, gid, &op(value.clone())).await;
+            assert_eq!(status, StatusCode::NO_CONTENT, "{value}: {body}");
+            assert_eq!(etag.as_deref(), g["meta"]["version"].as_str(), "{value}: nothing changed");
+            assert_eq!(member_ids(&get_group(&app, gid).await), sorted(&[&u1, &u2, &u3]), "{value}");
+        }
+        let (status, _, body) = patch_group(&app, gid, &op(json!(u2))).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        let (status, _, body) = patch_group(&app, gid, &op(json!([{"value": u3}, {"value": "gone"}]))).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        assert_eq!(member_ids(&get_group(&app, gid).await), sorted(&[&u1]));
+    }
+
+    // A member added while it is being deleted either makes it into the
+    // group before the delete (and is removed with it) or is refused: the
+    // group never lists a member that does not exist.
+    async fn adding_a_member_while_it_is_deleted_leaves_no_orphan(app) {
+        let g = group(&app, json!({"displayName": "Racy"})).await;
+        let gid = g["id"].as_str().unwrap().to_owned();
+        let (mut added, mut refused) = (0, 0);
+        for round in 0..20 {
+            let mut ids = Vec::new();
+            for i in 0..10 {
+                ids.push(user(&app, &format!("racer-{round}-{i}")).await);
+            }
+            let mut tasks = Vec::new();
+            for id in &ids {
+                let add = app.req(Method::PATCH, &format!("/Groups/{gid}")).header("content-type", "application/scim+json").body(
+                    json!({"schemas": [PATCH_OP_URN], "Operations": [{"op": "add", "path": "members", "value": [{"value": id}]}]}).to_string());
+                let delete = app.req(Method::DELETE, &format!("/Users/{id}"));
+                tasks.push(tokio::spawn(async move { add.send().await.unwrap().status() }));
+                tasks.push(tokio::spawn(async move { delete.send().await.unwrap().status() }));
+            }
+            for (i, t) in tasks.into_iter().enumerate() {
+                let status = t.await.unwrap();
+                if i % 2 == 1 {
+                    assert_eq!(status, StatusCode::NO_CONTENT, "the delete succeeds");
+                } else if status == StatusCode::NO_CONTENT {
+                    added += 1;
+                } else {
+                    assert_eq!(status, StatusCode::BAD_REQUEST, "an add of a deleted user is refused");
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!(added + refused, 200);
+        let orphans = app.sql_i64("SELECT count(*) FROM group_members m WHERE NOT EXISTS \
+            (SELECT 1 FROM users u WHERE u.tenant_id = m.tenant_id AND u.id = m.member_id) \
+            AND NOT EXISTS (SELECT 1 FROM groups g WHERE g.tenant_id = m.tenant_id AND g.id = m.member_id)").await;
+        assert_eq!(orphans, 0, "{added} adds won, {refused} were refused");
+        assert_eq!(member_ids(&get_group(&app, &gid).await), Vec::<String>::new());
+    }
+
+    // More members than a response may list: refused before anything is
+    // stored, so a retry cannot create a second group.
+    async fn oversized_group_writes_store_nothing(app) {
+        let app = app.respawn(HttpSettings { max_group_members: 2, ..HttpSettings::default() }).await;
+        let mut members = Vec::new();
+        for i in 0..3 {
+            members.push(json!({"value": user(&app, &format!("big{i}")).await}));
+        }
+        let (status, err) = json_of(app.send_json(Method::POST, "/Groups", &json!({"displayName": "Too big", "members": members})).await).await;
+        assert_scim_error(status, &err, 400, Some("tooMany"));
+        let (_, list) = json_of(app.req(Method::GET, "/Groups?excludedAttributes=members").send().await.unwrap()).await;
+        assert_eq!(list["totalResults"], 0, "a refused POST stores no group: {list}");
+        let g = group(&app, json!({"displayName": "Small", "members": [members[0].clone()]})).await;
+        let gid = g["id"].as_str().unwrap();
+        let (status, err) = json_of(app.send_json(Method::PUT, &format!("/Groups/{gid}"), &json!({"displayName": "Renamed", "members": members})).await).await;
+        assert_scim_error(status, &err, 400, Some("tooMany"));
+        assert_eq!(get_group(&app, gid).await, g, "a refused PUT changes nothing");
+        // Without members in the response, the write is fine.
+        let (status, ok) = json_of(app.send_json(Method::PUT, &format!("/Groups/{gid}?excludedAttributes=members"), &json!({"displayName": "Renamed", "members": members})).await).await;
+        assert_eq!(status, StatusCode::OK, "{ok}");
+        assert_eq!(app.sql_i64("SELECT count(*) FROM group_members").await, 3);
+    }
 }

@@ -303,6 +303,12 @@ impl TestApp {
         Some(Self::spawn_with(Backend::Postgres, HttpSettings::default()).await)
     }
 
+    /// Another app on the same backend (and a database of its own), with
+    /// other settings.
+    pub async fn respawn(&self, settings: HttpSettings) -> TestApp {
+        Self::spawn_with(self.backend, settings).await
+    }
+
     pub async fn spawn_with(backend: Backend, settings: HttpSettings) -> TestApp {
         let pool = PoolConfig {
             max_connections: 10,
@@ -416,6 +422,23 @@ impl TestApp {
             Store::Sqlite(lite) => sqlx::raw_sql(sql).execute(lite.pool()).await.map(drop),
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The single integer a query on the test's database returns.
+    pub async fn sql_i64(&self, sql: &'static str) -> i64 {
+        match &self.store {
+            Store::Postgres(pg) => {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&mut *pg.lease().await.unwrap())
+                    .await
+            }
+            Store::Sqlite(lite) => {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(lite.pool())
+                    .await
+            }
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// A request with the default tenant's token.

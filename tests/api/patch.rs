@@ -286,3 +286,62 @@ async fn manager_set_by_bare_id_over_http() {
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
     );
 }
+
+/// PATCHes a user and returns the status and the user as GET shows it after.
+async fn patch_then_get(app: &TestApp, id: &str, ops: Value) -> (StatusCode, Value, Value) {
+    let body = json!({"schemas": [PATCH_OP_URN], "Operations": ops});
+    let (status, resp) = json_of(
+        app.send_json(Method::PATCH, &format!("/Users/{id}"), &body)
+            .await,
+    )
+    .await;
+    let (_, after) = app.get_user(id).await;
+    (status, resp, after)
+}
+
+both_backends! {
+    // One rule for every multi-valued attribute: a `remove` that carries
+    // values removes the values that match (by `value` where the attribute
+    // has one, else by equality); values that match nothing change nothing.
+    async fn remove_with_values_removes_only_what_matches(app) {
+        let user = app.create_user(json!({
+            "userName": "multi",
+            "emails": [{"value": "a@example.com", "type": "work"}, {"value": "b@example.com", "type": "home"}],
+            "phoneNumbers": [{"value": "+1 555 0100", "type": "work"}, {"value": "+1 555 0101", "type": "mobile"}],
+            "roles": [{"value": "admin"}, {"value": "reader"}],
+            "addresses": [{"locality": "Oslo", "type": "work"}, {"locality": "Bergen", "type": "home"}],
+        })).await;
+        let id = user["id"].as_str().unwrap();
+        for (attr, value) in [
+            ("emails", json!([])),
+            ("emails", json!([{"value": "nobody@example.com"}])),
+            ("emails", json!("nobody@example.com")),
+            ("phoneNumbers", json!([])),
+            ("phoneNumbers", json!([{"value": "+1 555 0199"}])),
+            ("roles", json!([])),
+            ("roles", json!("nobody")),
+            ("addresses", json!([])),
+            ("addresses", json!([{"locality": "Trondheim", "type": "work"}])),
+        ] {
+            let (status, resp, after) = patch_then_get(&app, id, json!([{"op": "remove", "path": attr, "value": value}])).await;
+            assert_eq!(status, StatusCode::OK, "remove {attr} {value}: {resp}");
+            assert_eq!(after, user, "remove {attr} with {value} matching nothing changes nothing");
+        }
+        let (status, resp, after) = patch_then_get(&app, id, json!([
+            {"op": "remove", "path": "emails", "value": [{"value": "A@Example.com"}]},
+            {"op": "remove", "path": "phoneNumbers", "value": "+1 555 0101"},
+            {"op": "remove", "path": "roles", "value": [{"value": "reader"}, {"value": "nobody"}]},
+            {"op": "remove", "path": "addresses", "value": [{"locality": "Bergen", "type": "home"}]},
+        ])).await;
+        assert_eq!(status, StatusCode::OK, "{resp}");
+        assert_eq!(after["emails"], json!([{"value": "b@example.com", "type": "home"}]), "{after}");
+        assert_eq!(after["phoneNumbers"], json!([{"value": "+1 555 0100", "type": "work"}]), "{after}");
+        assert_eq!(after["roles"], json!([{"value": "admin"}]), "{after}");
+        assert_eq!(after["addresses"], json!([{"locality": "Oslo", "type": "work"}]), "{after}");
+        // Without a value, remove keeps RFC 7644 §3.5.2.2's meaning: all of it.
+        let (status, resp, after) = patch_then_get(&app, id, json!([{"op": "remove", "path": "emails"}])).await;
+        assert_eq!(status, StatusCode::OK, "{resp}");
+        assert!(after.get("emails").is_none(), "{after}");
+        assert_eq!(after["roles"], json!([{"value": "admin"}]), "{after}");
+    }
+}

@@ -1,44 +1,23 @@
-//! The PATCH engine (RFC 7644 §3.5.2): a stored document and a list of
-//! operations in, a new document or a SCIM error out. Pure and
-//! schema-driven, so that every resource type uses it unchanged.
+//! The document engine: a stored document and parsed operations in, a new
+//! document or a SCIM error out. Schema-driven, so that every resource type
+//! uses it unchanged.
 //!
 //! Operations apply in order to a copy; if any fails, the caller keeps the
 //! original (atomicity). The result is validated against the schema as a
 //! whole, exactly as a PUT body would be.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
-use super::compat::{self, Quirks};
-use super::error::{ScimError, ScimType};
-use super::filter::{self, CompValue, CompareOp, Filter, PatchPath, Scope};
-use super::path::{self, Container, Resolved, Target};
-use super::resource::{self, normalize_single, normalize_value};
-use super::schema::{AttrType, Attribute, Mutability, ResourceType, Schema};
-
-pub const PATCH_OP_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-
-/// Most operations accepted in one PATCH request.
-pub const MAX_OPERATIONS: usize = 1000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpKind {
-    Add,
-    Replace,
-    Remove,
-}
-
-/// One parsed operation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Operation {
-    pub op: OpKind,
-    pub path: Option<PatchPath>,
-    /// `None` when the request had no `value` member.
-    pub value: Option<Value>,
-}
-
-fn syntax(detail: impl Into<String>) -> ScimError {
-    ScimError::invalid_syntax(detail)
-}
+use super::parse::{OpKind, Operation};
+use crate::scim::compat::{self, Quirks};
+use crate::scim::error::{ScimError, ScimType};
+use crate::scim::filter::{self, CompValue, CompareOp, Filter, PatchPath, Scope};
+use crate::scim::membership::{self, Removal};
+use crate::scim::path::{self, Container, Resolved, Target};
+use crate::scim::resource::{self, normalize_single, normalize_value};
+use crate::scim::schema::{AttrType, Attribute, Mutability, ResourceType, Schema};
 
 fn invalid_path(detail: impl Into<String>) -> ScimError {
     ScimError::bad_request(ScimType::InvalidPath, detail)
@@ -50,99 +29,6 @@ fn no_target(detail: impl Into<String>) -> ScimError {
 
 fn mutability(detail: impl Into<String>) -> ScimError {
     ScimError::bad_request(ScimType::Mutability, detail)
-}
-
-/// A member of a JSON object, by case-insensitive key.
-fn member<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v)
-}
-
-/// Parses a PatchOp request body (RFC 7644 §3.5.2).
-pub fn parse_request(body: Value, quirks: &mut Quirks) -> Result<Vec<Operation>, ScimError> {
-    let Value::Object(body) = body else {
-        return Err(syntax("the PATCH body must be a JSON object"));
-    };
-    if let Some(schemas) = member(&body, "schemas") {
-        let ok = schemas.as_array().is_some_and(|a| {
-            a.iter().any(|s| {
-                s.as_str()
-                    .is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP_URN))
-            })
-        });
-        if !ok {
-            return Err(syntax(format!("'schemas' must contain \"{PATCH_OP_URN}\"")));
-        }
-    }
-    let Some(ops) = member(&body, "Operations") else {
-        return Err(syntax("the PATCH body has no 'Operations'"));
-    };
-    let Some(ops) = ops.as_array() else {
-        return Err(syntax("'Operations' must be an array"));
-    };
-    if ops.is_empty() {
-        return Err(syntax("'Operations' is empty"));
-    }
-    if ops.len() > MAX_OPERATIONS {
-        return Err(syntax(format!(
-            "at most {MAX_OPERATIONS} operations are accepted in one request"
-        )));
-    }
-    ops.iter()
-        .enumerate()
-        .map(|(i, op)| parse_operation(i, op, quirks))
-        .collect()
-}
-
-fn parse_operation(i: usize, op: &Value, quirks: &mut Quirks) -> Result<Operation, ScimError> {
-    let Some(op) = op.as_object() else {
-        return Err(syntax(format!("operation {i} must be a JSON object")));
-    };
-    let Some(name) = member(op, "op").and_then(Value::as_str) else {
-        return Err(syntax(format!("operation {i} has no 'op'")));
-    };
-    let kind = match name.to_ascii_lowercase().as_str() {
-        "add" => OpKind::Add,
-        "replace" => OpKind::Replace,
-        "remove" => OpKind::Remove,
-        _ => {
-            return Err(syntax(format!(
-                "operation {i}: unknown op '{name}' (expected add, replace or remove)"
-            )));
-        }
-    };
-    if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        quirks.fire(compat::CAPITALISED_OP);
-    }
-    let path = match member(op, "path") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(p)) if p.trim().is_empty() => None,
-        Some(Value::String(p)) => Some(
-            filter::parse_path(p)
-                .map_err(|e| invalid_path(format!("operation {i}: invalid path '{p}': {e}")))?,
-        ),
-        Some(_) => {
-            return Err(invalid_path(format!(
-                "operation {i}: 'path' must be a string"
-            )));
-        }
-    };
-    let value = member(op, "value").cloned();
-    match kind {
-        OpKind::Remove if path.is_none() => {
-            return Err(no_target(format!("operation {i}: remove needs a 'path'")));
-        }
-        OpKind::Add | OpKind::Replace if value.is_none() => {
-            return Err(syntax(format!("operation {i}: {name} needs a 'value'")));
-        }
-        _ => {}
-    }
-    Ok(Operation {
-        op: kind,
-        path,
-        value,
-    })
 }
 
 /// Applies `ops` to `doc` (a stored document of resource type `rt` whose id
@@ -550,10 +436,9 @@ impl Engine<'_> {
                 }
             }
             (None, None) => match op {
-                OpKind::Remove => match value {
-                    Some(Value::Array(list)) if !list.is_empty() => self.remove_listed(r, list),
-                    Some(v) if v.is_object() => self.remove_listed(r, vec![v]),
-                    _ => self.remove_attr(r),
+                OpKind::Remove => match Removal::of(value.as_ref(), self.quirks) {
+                    Removal::All => self.remove_attr(r),
+                    Removal::Listed(list) => self.remove_listed(r, list),
                 },
                 _ if clears => self.remove_attr(r),
                 OpKind::Replace => {
@@ -736,45 +621,32 @@ impl Engine<'_> {
         Ok(())
     }
 
-    /// [`compat::REMOVE_BY_VALUE_LIST`]: removes exactly the listed values,
-    /// matched on their `value` sub-attribute; values not present are no-ops.
+    /// A `remove` that carries values ([`Removal::Listed`]): removes the
+    /// values that match one of them by [`membership::removal_key`], in one
+    /// pass over the values.
     fn remove_listed(&mut self, r: Resolved, list: Vec<Value>) -> Result<(), ScimError> {
-        let Some(value_attr) = r.attr.sub_attribute("value") else {
-            return Err(ScimError::invalid_value(format!(
-                "'{}' values cannot be removed by value",
-                r.attr.name
-            )));
-        };
-        self.quirks.fire(compat::REMOVE_BY_VALUE_LIST);
-        let mut wanted = Vec::with_capacity(list.len());
+        let whole = r.attr.sub_attribute("value").is_none();
+        let mut wanted = HashSet::with_capacity(list.len());
         for item in list {
-            match item.as_object().and_then(|o| member(o, "value")) {
-                Some(Value::String(s)) => wanted.push(fold(value_attr, s)),
-                _ => {
-                    return Err(ScimError::invalid_value(format!(
-                        "removing from '{}' by value needs objects with a string 'value'",
-                        r.attr.name
-                    )));
-                }
-            }
+            // Matched whole, a listed value is normalised as a stored one was.
+            let item = match whole {
+                true => match self.element_for(r.attr, item)? {
+                    Some(v) => v,
+                    None => continue,
+                },
+                false => item,
+            };
+            wanted.insert(membership::removal_key(r.attr, &item)?);
+        }
+        if wanted.is_empty() {
+            return Ok(());
         }
         let items = self.items_mut(r);
         items.retain(|item| {
-            !item
-                .get("value")
-                .and_then(Value::as_str)
-                .is_some_and(|v| wanted.contains(&fold(value_attr, v)))
+            !membership::removal_key(r.attr, item).is_ok_and(|k| wanted.contains(&k))
         });
         self.tidy(r);
         Ok(())
-    }
-}
-
-fn fold(attr: &Attribute, s: &str) -> String {
-    if attr.case_exact {
-        s.to_owned()
-    } else {
-        s.to_lowercase()
     }
 }
 
@@ -829,148 +701,4 @@ fn check_immutable(
         }
     }
     Ok(())
-}
-
-/// A change to a membership that is stored as rows, not in the document
-/// (a group's `members`): what a PATCH asks for, executed by the store as
-/// inserts and deletes without loading the member list.
-/// A member to add: its id and, if the client gave one, its display name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewMember {
-    pub id: String,
-    pub display: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MemberChange {
-    /// Add these; members already present stay as they are (no error).
-    Add(Vec<NewMember>),
-    /// Remove these ids where present (Entra's value list); absent ones are no-ops.
-    Remove(Vec<String>),
-    /// `members[value eq "…"]`: remove these; if none of them is a member,
-    /// the request fails with `noTarget` (RFC 7644 §3.5.2.2).
-    RemoveMatching(Vec<String>),
-    RemoveAll,
-    /// Replace the whole set.
-    ReplaceAll(Vec<NewMember>),
-}
-
-/// The members of a `members` value: objects with a string `value` (and
-/// maybe a `display`).
-pub fn new_members(value: Option<&Value>, attr: &str) -> Result<Vec<NewMember>, ScimError> {
-    let items: Vec<&Value> = match value {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(v @ Value::Object(_)) => vec![v],
-        Some(_) => {
-            return Err(ScimError::invalid_value(format!(
-                "'{attr}' needs objects with a 'value'"
-            )));
-        }
-    };
-    items
-        .into_iter()
-        .map(|item| {
-            let obj = item.as_object();
-            match obj.and_then(|o| member(o, "value")) {
-                Some(Value::String(s)) if !s.is_empty() => Ok(NewMember {
-                    id: s.clone(),
-                    display: obj
-                        .and_then(|o| member(o, "display"))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                }),
-                _ => Err(ScimError::invalid_value(format!(
-                    "each value of '{attr}' needs a string 'value' (the member's id)"
-                ))),
-            }
-        })
-        .collect()
-}
-
-fn member_ids(value: Option<&Value>, attr: &str) -> Result<Vec<String>, ScimError> {
-    Ok(new_members(value, attr)?
-        .into_iter()
-        .map(|m| m.id)
-        .collect())
-}
-
-/// Splits `ops` into operations on the document and changes to the
-/// row-stored multi-valued attribute `attr` of `rt` (a group's `members`).
-pub fn split_row_attribute(
-    rt: &'static ResourceType,
-    attr: &str,
-    ops: Vec<Operation>,
-    quirks: &mut Quirks,
-) -> Result<(Vec<Operation>, Vec<MemberChange>), ScimError> {
-    let mut doc_ops = Vec::with_capacity(ops.len());
-    let mut changes = Vec::new();
-    for op in ops {
-        match &op.path {
-            Some(path) => {
-                let is_attr = matches!(
-                    path::resolve(rt, &path.attr),
-                    Ok(Target::Attribute(r)) if r.attr.name.eq_ignore_ascii_case(attr)
-                );
-                if !is_attr {
-                    doc_ops.push(op);
-                    continue;
-                }
-                if path.attr.sub.is_some() || path.sub_after_filter.is_some() {
-                    return Err(mutability(format!(
-                        "the sub-attributes of '{attr}' are immutable: add or remove whole members"
-                    )));
-                }
-                let change = match (&path.filter, op.op) {
-                    (Some(f), OpKind::Remove) => MemberChange::RemoveMatching(f.value_eq_strings().ok_or_else(|| {
-                        invalid_path(format!(
-                            "members can be selected by value only, e.g. {attr}[value eq \"<id>\"]"
-                        ))
-                    })?),
-                    (Some(_), _) => {
-                        return Err(invalid_path(format!(
-                            "'{attr}[…]' can only be removed; add or replace members as a whole"
-                        )));
-                    }
-                    (None, OpKind::Add) => MemberChange::Add(new_members(op.value.as_ref(), attr)?),
-                    (None, OpKind::Replace) => match new_members(op.value.as_ref(), attr)? {
-                        ids if ids.is_empty() => MemberChange::RemoveAll,
-                        ids => MemberChange::ReplaceAll(ids),
-                    },
-                    (None, OpKind::Remove) => match &op.value {
-                        Some(v) if !v.is_null() => {
-                            quirks.fire(compat::REMOVE_BY_VALUE_LIST);
-                            MemberChange::Remove(member_ids(Some(v), attr)?)
-                        }
-                        _ => MemberChange::RemoveAll,
-                    },
-                };
-                changes.push(change);
-            }
-            None => {
-                let Some(Value::Object(mut map)) = op.value.clone() else {
-                    doc_ops.push(op);
-                    continue;
-                };
-                let key = map.keys().find(|k| k.eq_ignore_ascii_case(attr)).cloned();
-                if let Some(key) = key {
-                    let value = map.remove(&key);
-                    let ids = new_members(value.as_ref(), attr)?;
-                    changes.push(match op.op {
-                        OpKind::Add => MemberChange::Add(ids),
-                        _ if ids.is_empty() => MemberChange::RemoveAll,
-                        _ => MemberChange::ReplaceAll(ids),
-                    });
-                }
-                if !map.is_empty() {
-                    doc_ops.push(Operation {
-                        op: op.op,
-                        path: None,
-                        value: Some(Value::Object(map)),
-                    });
-                }
-            }
-        }
-    }
-    Ok((doc_ops, changes))
 }

@@ -1,0 +1,286 @@
+//! Group writes, decided once for both backends: what a create or a change
+//! of a group does, in which order, and what it returns. A backend supplies
+//! only the statements ([`GroupTx`]) and the transaction around them.
+//!
+//! Lock order: the members a write adds are locked (against deletion) before
+//! the group row (against other writers). Deleting a user or a group locks
+//! that row first and then, through its trigger, the groups it leaves: the
+//! same order, so an add racing a delete never deadlocks, and either the add
+//! commits first and the delete removes the new membership with the member,
+//! or the delete commits first and the add finds no such member.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::{ModifyError, Result, StoreError, now};
+use crate::scim::membership::{MemberChange, NewMember};
+
+/// A group as stored: its members live in their own table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredGroup {
+    pub id: Uuid,
+    pub version: i64,
+    pub created: DateTime<Utc>,
+    pub modified: DateTime<Utc>,
+    pub doc: Map<String, Value>,
+}
+
+/// What a group create or replace writes besides its members.
+#[derive(Debug, Clone)]
+pub struct GroupWrite {
+    pub display_name: String,
+    pub display_name_lower: String,
+    pub external_id: Option<String>,
+    pub doc: Map<String, Value>,
+}
+
+impl GroupWrite {
+    /// Derives the indexed columns from a validated Group document (without members).
+    pub fn from_doc(doc: Map<String, Value>) -> GroupWrite {
+        let display_name = doc
+            .get("displayName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        GroupWrite {
+            display_name_lower: display_name.to_lowercase(),
+            display_name,
+            external_id: doc
+                .get("externalId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            doc,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberKind {
+    User,
+    Group,
+}
+
+impl MemberKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberKind::User => "User",
+            MemberKind::Group => "Group",
+        }
+    }
+    pub(super) fn parse(s: &str) -> MemberKind {
+        if s == "Group" {
+            MemberKind::Group
+        } else {
+            MemberKind::User
+        }
+    }
+}
+
+/// One member of a group, with the name to show for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: Uuid,
+    pub kind: MemberKind,
+    pub display: Option<String>,
+}
+
+/// A group after a write.
+#[derive(Debug)]
+pub struct GroupWritten {
+    pub group: StoredGroup,
+    /// All of its members (ordered by id), when the write set them all
+    /// (a create, a replace of the whole set); else ask the store.
+    pub members: Option<Vec<Member>>,
+}
+
+/// How many members a group has, and the first of them (ordered by id).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberPage {
+    pub total: u64,
+    pub members: Vec<Member>,
+}
+
+/// The statements of one group write, inside a transaction the backend
+/// opened and will end. Every statement is confined to the tenant the
+/// transaction was opened for.
+pub(super) trait GroupTx: Send {
+    /// The users and groups among `ids`, with their kinds, locked against
+    /// deletion until the transaction ends.
+    fn lock_members(
+        &mut self,
+        ids: &[Uuid],
+    ) -> impl Future<Output = Result<HashMap<Uuid, MemberKind>>> + Send;
+    /// The group, locked against other writers until the transaction ends.
+    fn lock_group(&mut self, id: Uuid) -> impl Future<Output = Result<Option<StoredGroup>>> + Send;
+    /// Inserts a group at version 1.
+    fn insert_group(
+        &mut self,
+        id: Uuid,
+        at: DateTime<Utc>,
+        w: &GroupWrite,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Writes the group's columns and document and moves its version.
+    fn update_group(
+        &mut self,
+        id: Uuid,
+        w: &GroupWrite,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<StoredGroup>> + Send;
+    /// Inserts the members not yet present; with `set_display`, also sets
+    /// the display of present ones whose display differs. Rows written.
+    fn put_members(
+        &mut self,
+        group: Uuid,
+        members: &[Member],
+        set_display: bool,
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// Deletes these members where present. Rows deleted.
+    fn delete_members(
+        &mut self,
+        group: Uuid,
+        ids: &[Uuid],
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// Deletes every member but `keep` (every member, if `keep` is empty).
+    fn delete_members_except(
+        &mut self,
+        group: Uuid,
+        keep: &[Uuid],
+    ) -> impl Future<Output = Result<u64>> + Send;
+}
+
+/// The members that `changes` add or keep, checked to be users or groups of
+/// the tenant and locked against deletion: by id.
+async fn lock_joining(
+    tx: &mut impl GroupTx,
+    changes: &[MemberChange],
+) -> Result<HashMap<Uuid, MemberKind>> {
+    let mut ids: Vec<Uuid> = changes
+        .iter()
+        .flat_map(MemberChange::joining)
+        .map(|m| m.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let kinds = tx.lock_members(&ids).await?;
+    match ids.iter().find(|id| !kinds.contains_key(id)) {
+        Some(missing) => Err(StoreError::UnknownMember(missing.to_string())),
+        None => Ok(kinds),
+    }
+}
+
+/// `members` with their kinds, ordered by id.
+fn resolved(members: &[NewMember], kinds: &HashMap<Uuid, MemberKind>) -> Vec<Member> {
+    let mut out: Vec<Member> = members
+        .iter()
+        .map(|m| Member {
+            id: m.id,
+            kind: kinds[&m.id],
+            display: m.display.clone(),
+        })
+        .collect();
+    out.sort_unstable_by_key(|m| m.id);
+    out
+}
+
+/// Creates a group with its members.
+pub(super) async fn create(
+    tx: &mut impl GroupTx,
+    w: GroupWrite,
+    members: Vec<NewMember>,
+) -> Result<GroupWritten> {
+    let add = [MemberChange::Add(members)];
+    let kinds = lock_joining(tx, &add).await?;
+    let members = resolved(add[0].joining(), &kinds);
+    let (id, at) = (Uuid::now_v7(), now());
+    tx.insert_group(id, at, &w).await?;
+    if !members.is_empty() {
+        tx.put_members(id, &members, false).await?;
+    }
+    let group = StoredGroup {
+        id,
+        version: 1,
+        created: at,
+        modified: at,
+        doc: w.doc,
+    };
+    Ok(GroupWritten {
+        group,
+        members: Some(members),
+    })
+}
+
+/// Applies one membership change; `true` when a row changed.
+async fn apply(
+    tx: &mut impl GroupTx,
+    group: Uuid,
+    change: &MemberChange,
+    kinds: &HashMap<Uuid, MemberKind>,
+) -> Result<bool> {
+    Ok(match change {
+        MemberChange::Add(m) => tx.put_members(group, &resolved(m, kinds), false).await? > 0,
+        MemberChange::Remove(ids) if ids.is_empty() => false,
+        MemberChange::Remove(ids) => tx.delete_members(group, ids).await? > 0,
+        MemberChange::RemoveMatching(values) => {
+            let ids: Vec<Uuid> = values
+                .iter()
+                .filter_map(|v| Uuid::parse_str(v).ok())
+                .collect();
+            if ids.is_empty() || tx.delete_members(group, &ids).await? == 0 {
+                return Err(StoreError::NoTarget(format!(
+                    "no member matches value {}",
+                    values.join(", ")
+                )));
+            }
+            true
+        }
+        MemberChange::RemoveAll => tx.delete_members_except(group, &[]).await? > 0,
+        MemberChange::ReplaceAll(m) => {
+            let keep: Vec<Uuid> = m.iter().map(|m| m.id).collect();
+            let removed = tx.delete_members_except(group, &keep).await?;
+            let written = tx.put_members(group, &resolved(m, kinds), true).await?;
+            removed + written > 0
+        }
+    })
+}
+
+/// Changes a group: its document through `change`, its members through
+/// `changes`. Returns the group, what `change` returned besides the
+/// document, and whether anything changed (if not, the caller rolls back and
+/// the version stays).
+pub(super) async fn modify<T, E>(
+    tx: &mut impl GroupTx,
+    id: Uuid,
+    if_version: Option<i64>,
+    change: impl FnOnce(&Map<String, Value>) -> std::result::Result<(Map<String, Value>, T), E>,
+    changes: Vec<MemberChange>,
+) -> std::result::Result<(GroupWritten, T, bool), ModifyError<E>> {
+    let kinds = lock_joining(tx, &changes).await?;
+    let current = tx.lock_group(id).await?.ok_or(StoreError::NotFound)?;
+    if if_version.is_some_and(|v| v != current.version) {
+        return Err(StoreError::VersionMismatch.into());
+    }
+    let (doc, out) = change(&current.doc).map_err(ModifyError::Change)?;
+    let mut changed = doc != current.doc;
+    for c in &changes {
+        changed |= apply(tx, id, c, &kinds).await?;
+    }
+    let members = match changes.as_slice() {
+        [MemberChange::ReplaceAll(m)] => Some(resolved(m, &kinds)),
+        [MemberChange::RemoveAll] => Some(Vec::new()),
+        _ => None,
+    };
+    let group = match changed {
+        true => {
+            tx.update_group(id, &GroupWrite::from_doc(doc), now())
+                .await?
+        }
+        false => current,
+    };
+    Ok((GroupWritten { group, members }, out, changed))
+}
