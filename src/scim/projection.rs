@@ -65,12 +65,6 @@ impl Projection {
         }
     }
 
-    /// Whether the projection asks for `attr` explicitly (for resources that
-    /// are expensive to produce, like a group's members).
-    pub fn requests(&self, name: &str) -> bool {
-        matches!(self, Projection::Only(sel) if sel.iter().any(|s| s.attr.name == name))
-    }
-
     /// Whether the response would carry `attr` at all.
     pub fn includes(&self, attr: &Attribute) -> bool {
         match self {
