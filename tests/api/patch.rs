@@ -1,6 +1,6 @@
 //! PATCH: the table-driven corpus in tests/patch_corpus (every case against
-//! the pure engine; the cases marked `"http": true` also over HTTP on both
-//! backends), concurrency, preconditions and versions.
+//! the pure engine, and every case over HTTP on both backends, Users and
+//! Groups), concurrency, preconditions and versions.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -16,8 +16,11 @@ use scimd::scim::patch::{self, PATCH_OP_URN};
 use scimd::scim::resource;
 use scimd::scim::schema::{GROUP_RESOURCE, ResourceType, USER_RESOURCE};
 
-/// The id the engine is told the resource has (Okta repeats it).
-const CASE_ID: &str = "2819c223-7f76-453a-919d-413861904646";
+/// The id the engine is told a User case's resource has (Okta repeats it).
+const USER_CASE_ID: &str = "2819c223-7f76-453a-919d-413861904646";
+/// The id of a Group case's group (RFC 7644's example group id); the
+/// corpus's other ids in Group cases are users that are members.
+const GROUP_CASE_ID: &str = "e9e30dba-f08f-4109-8486-d5c6a331660a";
 
 #[derive(Debug, Deserialize)]
 struct Case {
@@ -35,8 +38,6 @@ struct Case {
     error: Option<ExpectedError>,
     #[serde(default)]
     quirks: Option<Vec<String>>,
-    #[serde(default)]
-    http: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +53,19 @@ impl Case {
             None | Some("User") => &USER_RESOURCE,
             Some("Group") => &GROUP_RESOURCE,
             Some(other) => panic!("{}: unknown resource {other}", self.name),
+        }
+    }
+
+    fn is_group(&self) -> bool {
+        std::ptr::eq(self.resource_type(), &GROUP_RESOURCE)
+    }
+
+    /// The id the case's resource has.
+    fn case_id(&self) -> &'static str {
+        if self.is_group() {
+            GROUP_CASE_ID
+        } else {
+            USER_CASE_ID
         }
     }
 
@@ -100,7 +114,7 @@ fn corpus_against_the_engine() {
         let doc = case.stored(&case.doc);
         let mut quirks = Quirks::default();
         let result = patch::parse_request(case.body(), &mut quirks)
-            .and_then(|ops| patch::apply(rt, CASE_ID, &doc, &ops, &mut quirks));
+            .and_then(|ops| patch::apply(rt, case.case_id(), &doc, &ops, &mut quirks));
         let outcome = match (&result, &case.expect, &case.error) {
             (Ok(got), Some(want), None) => {
                 let want = case.stored(want);
@@ -148,46 +162,163 @@ fn corpus_against_the_engine() {
     );
 }
 
-fn strip(v: &Value) -> Value {
+/// A resource as GET shows it, without what the server assigns (`id`,
+/// `meta`) and with members as the client gave them: sorted by id, each its
+/// `value` and `display` (the server writes `$ref` and `type` itself).
+fn comparable(v: &Value) -> Value {
     let mut v = v.clone();
     let o = v.as_object_mut().unwrap();
     o.remove("id");
     o.remove("meta");
+    if let Some(Value::Array(members)) = o.get_mut("members") {
+        for m in members.iter_mut() {
+            let m = m.as_object_mut().unwrap();
+            m.retain(|k, _| k == "value" || k == "display");
+        }
+        members.sort_by(|a, b| a["value"].as_str().cmp(&b["value"].as_str()));
+    }
     v
+}
+
+/// Every UUID written in `text`, in order of first appearance.
+fn uuids_in(text: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for (i, _) in text.char_indices() {
+        if let Some(cand) = text.get(i..i + 36)
+            && uuid::Uuid::try_parse(cand).is_ok()
+            && cand.as_bytes()[8] == b'-'
+            && !found.iter().any(|f| f == cand)
+        {
+            found.push(cand.to_owned());
+        }
+    }
+    found
+}
+
+/// The case with its ids replaced: `ids` maps a corpus id to a real one.
+fn with_ids(case: &Case, ids: &[(String, String)]) -> (Value, Value, Option<Value>) {
+    let swap = |v: &Value| {
+        let mut text = v.to_string();
+        for (from, to) in ids {
+            text = text.replace(from.as_str(), to);
+        }
+        serde_json::from_str::<Value>(&text).unwrap()
+    };
+    (
+        swap(&case.doc),
+        swap(&case.body()),
+        case.expect.as_ref().map(swap),
+    )
+}
+
+/// Runs one corpus case over HTTP: creates the resource (and, for a Group,
+/// the users its ids name), PATCHes it, and compares what GET shows.
+async fn run_case_over_http(app: &TestApp, case: &Case) -> Result<(), String> {
+    let rt = case.resource_type();
+    let endpoint = format!("/{}", rt.endpoint.trim_start_matches('/'));
+    let all = serde_json::to_string(&(&case.doc, case.body(), &case.expect)).unwrap();
+    let mut ids: Vec<(String, String)> = Vec::new();
+    if case.is_group() {
+        for (n, corpus_id) in uuids_in(&all).into_iter().enumerate() {
+            if corpus_id != GROUP_CASE_ID {
+                let user = app
+                    .create_user(
+                        json!({"userName": format!("member-{n}-{}", uuid::Uuid::new_v4())}),
+                    )
+                    .await;
+                ids.push((corpus_id, user["id"].as_str().unwrap().to_owned()));
+            }
+        }
+    }
+    let (doc, _, _) = with_ids(case, &ids);
+    let (status, created) = json_of(app.send_json(Method::POST, &endpoint, &doc).await).await;
+    if status != StatusCode::CREATED {
+        return Err(format!("create: {status} {created}"));
+    }
+    let id = created["id"].as_str().unwrap().to_owned();
+    ids.push((case.case_id().to_owned(), id.clone()));
+    let (_, body, expect) = with_ids(case, &ids);
+    let path = format!("{endpoint}/{id}");
+    let get = async || {
+        json_of(app.req(Method::GET, &path).send().await.unwrap())
+            .await
+            .1
+    };
+    let before = get().await;
+    let resp = app
+        .req(Method::PATCH, &path)
+        .header("content-type", "application/scim+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let etag = resp
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let (status, resp) = json_of(resp).await;
+    let after = get().await;
+    let check = |ok: bool, what: &str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what}\n   before {before}\n   response {status} {resp}\n   after {after}"
+            ))
+        }
+    };
+    match (&expect, &case.error) {
+        (Some(want), None) => {
+            check(status.is_success(), "the PATCH failed")?;
+            let want = comparable(&Value::Object(case.stored(want)));
+            check(
+                comparable(&after) == want,
+                &format!("GET differs from {want}"),
+            )?;
+            if status == StatusCode::OK {
+                check(
+                    resp == after,
+                    "GET shows something else than PATCH returned",
+                )?;
+            }
+            check(
+                etag.as_deref() == after["meta"]["version"].as_str(),
+                "the ETag is not the new version",
+            )?;
+            let changed = comparable(&after) != comparable(&before);
+            let bumped = after["meta"]["version"] != before["meta"]["version"];
+            check(
+                changed == bumped,
+                "the version moves exactly when the resource changes",
+            )?;
+        }
+        (None, Some(want)) => {
+            let got = (
+                status.as_u16(),
+                resp.get("scimType").and_then(Value::as_str),
+            );
+            check(
+                got == (want.status, want.scim_type.as_deref()),
+                &format!("want error {want:?}"),
+            )?;
+            check(after == before, "a failed PATCH changes nothing")?;
+        }
+        _ => unreachable!(),
+    }
+    let resp = app.req(Method::DELETE, &path).send().await.unwrap();
+    check(resp.status() == StatusCode::NO_CONTENT, "DELETE")
 }
 
 both_backends! {
     async fn corpus_over_http(app) {
-        let cases: Vec<Case> = load_corpus().into_iter().filter(|c| c.http).collect();
-        assert!(cases.len() >= 30, "{} HTTP cases", cases.len());
-        for case in cases {
-            assert!(case.resource.is_none(), "{}: only Users are served", case.name);
-            let created = app.create_user(case.doc.clone()).await;
-            let id = created["id"].as_str().unwrap();
-            let path = format!("/Users/{id}");
-            let resp = app.req(Method::PATCH, &path).header("content-type", "application/scim+json").body(case.body().to_string()).send().await.unwrap();
-            let etag = resp.headers().get("etag").map(|v| v.to_str().unwrap().to_owned());
-            let (status, body) = json_of(resp).await;
-            let (_, after) = app.get_user(id).await;
-            match (&case.expect, &case.error) {
-                (Some(want), None) => {
-                    assert_eq!(status, StatusCode::OK, "{}: {body}", case.name);
-                    assert_eq!(strip(&body), Value::Object(case.stored(want)), "{}", case.name);
-                    assert_eq!(after, body, "{}: GET shows what PATCH returned", case.name);
-                    assert_eq!(etag.as_deref(), body["meta"]["version"].as_str(), "{}", case.name);
-                    let changed = strip(&body) != strip(&created);
-                    let bumped = body["meta"]["version"] != created["meta"]["version"];
-                    assert_eq!(changed, bumped, "{}: the version moves exactly when the document changes", case.name);
-                }
-                (None, Some(want)) => {
-                    assert_scim_error(status, &body, want.status, want.scim_type.as_deref());
-                    assert_eq!(after, created, "{}: a failed PATCH changes nothing", case.name);
-                }
-                _ => unreachable!(),
+        let cases = load_corpus();
+        let mut failures = Vec::new();
+        for case in &cases {
+            if let Err(why) = run_case_over_http(&app, case).await {
+                failures.push(format!("{}: {why}", case.name));
             }
-            let resp = app.req(Method::DELETE, &path).send().await.unwrap();
-            assert_eq!(resp.status(), StatusCode::NO_CONTENT);
         }
+        assert!(failures.is_empty(), "{} of {} cases failed over HTTP:\n{}", failures.len(), cases.len(), failures.join("\n"));
     }
 
     async fn concurrent_patches_never_lose_a_change(app) {
