@@ -1,9 +1,26 @@
-//! Client compatibility: the one place where scimd accepts what real
-//! identity providers send although RFC 7643/7644 say otherwise. Every rule
-//! has a stable name; when a rule changes how a request is read, its name is
-//! recorded in [`Quirks`] and logged with the request (`quirks=…`), so an
-//! operator can see which client bent the RFC, and how. Each rule has a test
-//! quoting the client's real request (tests/patch_corpus, tests/api).
+//! Client compatibility: where scimd accepts what real identity providers
+//! send although RFC 7643/7644 say otherwise. Every rule is named and
+//! described here, once, with a stable name; when a rule changes how a
+//! request is read, its name is recorded in [`Quirks`] and logged with the
+//! request (`quirks=…`), so an operator can see which client bent the RFC,
+//! and how.
+//!
+//! The value-level rules ([`BOOL_STRING`], [`MANAGER_BARE_ID`]) are applied
+//! here ([`coerce_value`]). The others change how a request's structure is
+//! read, so they fire where that structure is parsed, each in one place:
+//!
+//! | rule | fires in |
+//! |---|---|
+//! | [`CAPITALISED_OP`] | `patch::parse` (the op name) |
+//! | [`REMOVE_BY_VALUE_LIST`] | `membership::Removal::of` (every multi-valued attribute) |
+//! | [`ADD_FILTER_CREATES`] | `patch::engine`, a filtered `add` |
+//! | [`VALUE_KEYS_AS_PATHS`], [`OWN_ID_IN_VALUE`] | `patch::engine`, a no-path operation |
+//! | [`NULL_OR_EMPTY_REMOVES`] | `patch::engine`, a `replace` |
+//! | [`UNKNOWN_ATTRIBUTE_IGNORED`] | `patch::engine`, a no-path or extension value |
+//! | [`DOTTED_EXTENSION_URN`] | `path::resolve` |
+//!
+//! [`ALL`] lists every rule; the test below runs each against the client
+//! request that needs it.
 
 use serde_json::{Map, Value};
 
@@ -36,6 +53,20 @@ pub const NULL_OR_EMPTY_REMOVES: &str = "null_or_empty_removes";
 /// Keys of a no-path PATCH value that name no attribute are ignored, as
 /// unknown attributes of a POST or PUT body are.
 pub const UNKNOWN_ATTRIBUTE_IGNORED: &str = "unknown_attribute_ignored";
+
+/// Every rule, for the table test and for anyone who asks what scimd bends.
+pub const ALL: &[&str] = &[
+    CAPITALISED_OP,
+    BOOL_STRING,
+    MANAGER_BARE_ID,
+    ADD_FILTER_CREATES,
+    REMOVE_BY_VALUE_LIST,
+    VALUE_KEYS_AS_PATHS,
+    OWN_ID_IN_VALUE,
+    DOTTED_EXTENSION_URN,
+    NULL_OR_EMPTY_REMOVES,
+    UNKNOWN_ATTRIBUTE_IGNORED,
+];
 
 /// The rules that fired for one request.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -137,8 +168,121 @@ fn is_manager(attr: &Attribute) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
+    use crate::scim::patch;
+    use crate::scim::resource;
+    use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, GROUP_RESOURCE, USER_RESOURCE, USER_SCHEMA};
     use serde_json::json;
+
+    /// Each rule, and the request of the client that needs it (a PATCH's
+    /// operations, applied to a user or a group).
+    fn client_requests() -> Vec<(&'static str, bool, Value)> {
+        let group = true;
+        vec![
+            // Entra ID: `"op":"Replace"`.
+            (
+                CAPITALISED_OP,
+                !group,
+                json!([{"op": "Replace", "path": "displayName", "value": "Ann"}]),
+            ),
+            // Entra ID: `"active":"False"`.
+            (
+                BOOL_STRING,
+                !group,
+                json!([{"op": "Replace", "path": "active", "value": "False"}]),
+            ),
+            // Entra ID: the manager as a bare id.
+            (
+                MANAGER_BARE_ID,
+                !group,
+                json!([{"op": "Add",
+                "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+                "value": "26118915-6090-4610-87e4-49d8ca9f808d"}]),
+            ),
+            // Entra ID: a phone number added through a filter that matches nothing yet.
+            (
+                ADD_FILTER_CREATES,
+                !group,
+                json!([{"op": "Add",
+                "path": "phoneNumbers[type eq \"work\"].value", "value": "+1 555 0100"}]),
+            ),
+            // Entra ID: members removed by value list.
+            (
+                REMOVE_BY_VALUE_LIST,
+                group,
+                json!([{"op": "Remove", "path": "members",
+                "value": [{"value": "26118915-6090-4610-87e4-49d8ca9f808d"}]}]),
+            ),
+            // Entra ID and others: a no-path replace keyed by paths.
+            (
+                VALUE_KEYS_AS_PATHS,
+                !group,
+                json!([{"op": "replace", "value": {"name.givenName": "Ann"}}]),
+            ),
+            // Okta: a group rename that repeats the group's own id.
+            (
+                OWN_ID_IN_VALUE,
+                group,
+                json!([{"op": "replace",
+                "value": {"id": CASE_ID, "displayName": "New name"}}]),
+            ),
+            // Entra ID: the enterprise extension addressed with a dot.
+            (
+                DOTTED_EXTENSION_URN,
+                !group,
+                json!([{"op": "Replace",
+                "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User.department",
+                "value": "Sales"}]),
+            ),
+            // Entra ID: an attribute cleared with null.
+            (
+                NULL_OR_EMPTY_REMOVES,
+                !group,
+                json!([{"op": "Replace", "path": "title", "value": null}]),
+            ),
+            // OneLogin and others: a no-path value with keys no schema defines.
+            (
+                UNKNOWN_ATTRIBUTE_IGNORED,
+                !group,
+                json!([{"op": "replace",
+                "value": {"title": "Boss", "customField": "x"}}]),
+            ),
+        ]
+    }
+
+    const CASE_ID: &str = "2819c223-7f76-453a-919d-413861904646";
+
+    #[test]
+    fn every_rule_fires_on_its_clients_request() {
+        let table = client_requests();
+        let mut covered: Vec<&str> = table.iter().map(|(rule, _, _)| *rule).collect();
+        covered.sort_unstable();
+        let mut all = ALL.to_vec();
+        all.sort_unstable();
+        assert_eq!(covered, all, "the table lists every rule exactly once");
+        for (rule, group, ops) in table {
+            let (rt, doc) = match group {
+                true => (
+                    &GROUP_RESOURCE,
+                    json!({"displayName": "Tour Guides",
+                    "members": [{"value": "26118915-6090-4610-87e4-49d8ca9f808d"}]}),
+                ),
+                false => (
+                    &USER_RESOURCE,
+                    json!({"userName": "bjensen", "title": "Guide"}),
+                ),
+            };
+            let doc = resource::normalize(rt, doc).unwrap();
+            let mut quirks = Quirks::default();
+            let body = json!({"schemas": [patch::PATCH_OP_URN], "Operations": ops});
+            let result = patch::parse_request(body, &mut quirks)
+                .and_then(|ops| patch::apply(rt, CASE_ID, &doc, &ops, &mut quirks));
+            assert!(result.is_ok(), "{rule}: {result:?}");
+            assert!(
+                quirks.names().contains(&rule),
+                "{rule} did not fire: {quirks}"
+            );
+        }
+    }
 
     #[test]
     fn coerces_bool_strings_and_bare_manager_ids() {
