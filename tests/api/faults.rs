@@ -19,8 +19,10 @@ async fn pool_exhaustion(backend: Backend) {
         acquire_timeout: Duration::from_millis(300),
     };
     let Some(app) = (match backend {
-        Backend::Postgres => match crate::helpers::pg_admin_url().await {
-            Some(_) => Some(TestApp::spawn_with_pool(backend, HttpSettings::default(), pool).await),
+        Backend::Postgres => match crate::helpers::postgres_available().await {
+            Some(()) => {
+                Some(TestApp::spawn_with_pool(backend, HttpSettings::default(), pool).await)
+            }
             None => None,
         },
         Backend::Sqlite => {
@@ -68,7 +70,7 @@ async fn small_pool_serves_a_crowd(backend: Backend) {
         max_connections: 2,
         acquire_timeout: Duration::from_secs(2),
     };
-    if backend == Backend::Postgres && crate::helpers::pg_admin_url().await.is_none() {
+    if backend == Backend::Postgres && crate::helpers::postgres_available().await.is_none() {
         return;
     }
     let app = TestApp::spawn_with_pool(backend, HttpSettings::default(), pool).await;
@@ -198,11 +200,8 @@ async fn postgres_restarted_under_load() {
         .unwrap()
     {
         Ok(c) => c,
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true and no throwaway cluster: {e}")
-        }
         Err(e) => {
-            eprintln!("warning: restart check SKIPPED: cannot start a throwaway cluster ({e})");
+            crate::helpers::skip_postgres(&format!("cannot start a throwaway cluster: {e}"));
             return;
         }
     };

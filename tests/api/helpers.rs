@@ -3,8 +3,10 @@
 //!
 //! PostgreSQL is found through `TEST_DATABASE_URL`, else 127.0.0.1:5432
 //! (user postgres), else a throwaway cluster started with the local `initdb`.
-//! Outside CI a missing PostgreSQL skips the PostgreSQL half of each test
-//! with a message; with `CI=true` it is a failure.
+//! Outside CI a missing PostgreSQL skips the PostgreSQL half of each test,
+//! and each skip prints `test … SKIPPED` among the test results (written
+//! past the harness's output capture, so it shows on a passing run); in CI
+//! ([`in_ci`]) it is a failure.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -55,8 +57,25 @@ macro_rules! both_backends {
 
 static PG_ADMIN_URL: OnceCell<Option<String>> = OnceCell::const_new();
 
-fn in_ci() -> bool {
+/// Whether this is a CI run: `CI` set to anything but empty, `0` or
+/// `false` (the one meaning every test file and script uses).
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Records that the running test skipped its PostgreSQL part: a line among
+/// the test results, written to the terminal past the harness's capture.
+/// In CI a skip is a failure instead.
+pub fn skip_postgres(why: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a PostgreSQL test")
+        .to_owned();
+    if in_ci() {
+        panic!("CI is set and {test} cannot run on PostgreSQL: {why}");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "test {test} ... SKIPPED ({why})");
 }
 
 async fn can_connect(url: &str) -> bool {
@@ -77,20 +96,41 @@ pub async fn pg_admin_url() -> Option<String> {
                 panic!("TEST_DATABASE_URL is set but PostgreSQL does not answer there");
             }
             let local = "postgres://postgres@127.0.0.1:5432/postgres".to_owned();
-            if std::env::var("SCIMD_TEST_PG").as_deref() != Ok("initdb") && can_connect(&local).await {
+            if std::env::var("SCIMD_TEST_PG").as_deref() != Ok("initdb")
+                && can_connect(&local).await
+            {
                 return Some(local);
             }
-            match tokio::task::spawn_blocking(start_throwaway_cluster).await.expect("cluster start panicked") {
+            match tokio::task::spawn_blocking(start_throwaway_cluster)
+                .await
+                .expect("cluster start panicked")
+            {
                 Ok(url) => Some(url),
-                Err(e) if in_ci() => panic!("CI=true and no PostgreSQL is available: {e}"),
+                Err(e) if in_ci() => panic!("CI is set and no PostgreSQL is available: {e}"),
                 Err(e) => {
-                    eprintln!("warning: PostgreSQL tests are SKIPPED: no server and no throwaway cluster ({e})");
+                    use std::io::Write;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "warning: no PostgreSQL server and no throwaway cluster ({e}): \
+                         the PostgreSQL half of every storage test is SKIPPED"
+                    );
                     None
                 }
             }
         })
         .await
         .clone()
+}
+
+/// `Some(())` when PostgreSQL is available; else records the skip.
+pub async fn postgres_available() -> Option<()> {
+    match pg_admin_url().await {
+        Some(_) => Some(()),
+        None => {
+            skip_postgres("no PostgreSQL server");
+            None
+        }
+    }
 }
 
 fn run_ok(cmd: &mut Command) -> Result<String, String> {
@@ -297,9 +337,10 @@ impl TestApp {
         Self::spawn_with(backend, HttpSettings::default()).await
     }
 
-    /// `None` (with a message) when no PostgreSQL is available outside CI.
+    /// `None` (recorded with [`skip_postgres`]) when no PostgreSQL is
+    /// available outside CI.
     pub async fn spawn_postgres() -> Option<TestApp> {
-        pg_admin_url().await?;
+        postgres_available().await?;
         Some(Self::spawn_with(Backend::Postgres, HttpSettings::default()).await)
     }
 

@@ -79,8 +79,9 @@ db="scimd_conformance_$$"
 if psql "$admin_url" -qAtc "CREATE DATABASE $db" >/dev/null 2>&1; then
   run_suites postgres "${admin_url%/*}/$db"
   psql "$admin_url" -qAtc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-elif [ "${CI:-}" = "true" ]; then
-  echo "CI=true and PostgreSQL is not reachable at $admin_url" >&2
+elif case "${CI:-}" in ""|0|false) false ;; *) true ;; esac; then
+  # CI means what the tests take it to mean: set, and not empty, 0 or false.
+  echo "CI is set and PostgreSQL is not reachable at $admin_url" >&2
   status=1
 else
   echo "warning: PostgreSQL not reachable at $admin_url: conformance suites SKIPPED on PostgreSQL" >&2
