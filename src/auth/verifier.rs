@@ -12,7 +12,8 @@ use crate::store::{Store, StoreError, TenantScope};
 
 /// How often `last_used_at` is written for a key, at most.
 const TOUCH_INTERVAL: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
-/// Cached verifications kept at most; past it the cache is emptied.
+/// Cached verifications kept at most by default; past the bound, stale
+/// entries are dropped, and if that is not enough the cache is emptied.
 const MAX_CACHED: usize = 10_000;
 
 /// A verified key.
@@ -44,24 +45,36 @@ struct Cached {
 pub struct KeyVerifier {
     store: Store,
     ttl: Duration,
+    capacity: usize,
     cache: Mutex<HashMap<(String, [u8; 32]), Cached>>,
 }
 
 impl KeyVerifier {
     /// `ttl` bounds how long a revoked key keeps working in this process.
     pub fn new(store: Store, ttl: Duration) -> Self {
+        Self::with_capacity(store, ttl, MAX_CACHED)
+    }
+
+    /// A verifier that caches at most `capacity` verifications.
+    pub fn with_capacity(store: Store, ttl: Duration, capacity: usize) -> Self {
         KeyVerifier {
             store,
             ttl,
+            capacity: capacity.max(1),
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How many verifications are cached now.
+    pub fn cached(&self) -> usize {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     pub async fn verify(&self, creds: &Credentials) -> Result<Principal, AuthError> {
         let hash = hash_access_key(&creds.access_key);
         let cache_key = (creds.project_id.clone(), hash);
         let now = Utc::now();
-        if let Some(p) = self.cached(&cache_key, now) {
+        if let Some(p) = self.lookup(&cache_key, now) {
             return Ok(p);
         }
 
@@ -94,7 +107,7 @@ impl KeyVerifier {
         Ok(principal)
     }
 
-    fn cached(&self, key: &(String, [u8; 32]), now: DateTime<Utc>) -> Option<Principal> {
+    fn lookup(&self, key: &(String, [u8; 32]), now: DateTime<Utc>) -> Option<Principal> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let hit = cache.get(key)?;
         let fresh = hit.verified_at.elapsed() < self.ttl && hit.expires_at.is_none_or(|t| t > now);
@@ -111,10 +124,10 @@ impl KeyVerifier {
             return;
         }
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= MAX_CACHED {
+        if cache.len() >= self.capacity {
             let ttl = self.ttl;
             cache.retain(|_, c| c.verified_at.elapsed() < ttl);
-            if cache.len() >= MAX_CACHED {
+            if cache.len() >= self.capacity {
                 cache.clear();
             }
         }

@@ -139,3 +139,57 @@ both_backends! {
         assert_eq!(last_used().await, first, "at most one write a minute");
     }
 }
+
+/// `GET /Users` with `token`: the status.
+async fn status_with(app: &TestApp, token: &str) -> StatusCode {
+    get_users_with(app, Some(&format!("Bearer {token}")))
+        .await
+        .status()
+}
+
+both_backends! {
+    // The verification cache lets a revoked key work at most its TTL longer.
+    async fn a_revoked_key_works_at_most_the_cache_ttl_longer(app) {
+        const TTL: Duration = Duration::from_secs(2);
+        let app = app.respawn_with_auth_cache(TTL).await;
+        let key = admin::create_key(&app.store, &app.project_id, "a", TENANT_ADMIN, None, None).await.unwrap();
+        assert_eq!(status_with(&app, &key.token).await, StatusCode::OK);
+        assert!(admin::revoke_key(&app.store, &key.key_id).await.unwrap());
+        let revoked = tokio::time::Instant::now();
+        assert_eq!(status_with(&app, &key.token).await, StatusCode::OK, "cached: the cache is in use");
+        tokio::time::sleep_until(revoked + TTL).await;
+        for _ in 0..3 {
+            assert_eq!(status_with(&app, &key.token).await, StatusCode::UNAUTHORIZED, "a TTL after revocation");
+        }
+    }
+
+    // Expiry is checked on every request, cached or not.
+    async fn an_expired_key_never_works_even_when_cached(app) {
+        let app = app.respawn_with_auth_cache(Duration::from_secs(600)).await;
+        let lifetime = Duration::from_millis(1500);
+        let key = admin::create_key(&app.store, &app.project_id, "a", TENANT_ADMIN, Some(lifetime), None).await.unwrap();
+        let issued = tokio::time::Instant::now();
+        assert_eq!(status_with(&app, &key.token).await, StatusCode::OK);
+        tokio::time::sleep_until(issued + lifetime + Duration::from_millis(50)).await;
+        assert_eq!(status_with(&app, &key.token).await, StatusCode::UNAUTHORIZED);
+    }
+
+    // However many keys verify, the cache holds at most its capacity, and
+    // a key verifies the same whether it is cached or was evicted.
+    async fn the_verification_cache_stays_bounded(app) {
+        let verifier = scimd::auth::KeyVerifier::with_capacity(app.store.clone(), Duration::from_secs(600), 4);
+        let mut tokens = Vec::new();
+        for _ in 0..12 {
+            let key = admin::create_key(&app.store, &app.project_id, "a", TENANT_ADMIN, None, None).await.unwrap();
+            let creds = scimd::auth::token::parse_token(&key.token).unwrap();
+            assert!(verifier.verify(&creds).await.is_ok());
+            assert!(verifier.cached() <= 4, "{} cached", verifier.cached());
+            tokens.push(creds);
+        }
+        assert!(verifier.cached() >= 1);
+        for creds in &tokens {
+            assert!(verifier.verify(creds).await.is_ok());
+            assert!(verifier.cached() <= 4);
+        }
+    }
+}

@@ -363,6 +363,26 @@ impl TestApp {
         settings: HttpSettings,
         pool: PoolConfig,
     ) -> TestApp {
+        // No verification cache: revocation and expiry show at once in tests.
+        Self::spawn_full(backend, settings, pool, Duration::ZERO).await
+    }
+
+    /// Another app on the same backend whose verified keys are cached for
+    /// `ttl`, as in production.
+    pub async fn respawn_with_auth_cache(&self, ttl: Duration) -> TestApp {
+        let pool = PoolConfig {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+        };
+        Self::spawn_full(self.backend, HttpSettings::default(), pool, ttl).await
+    }
+
+    async fn spawn_full(
+        backend: Backend,
+        settings: HttpSettings,
+        pool: PoolConfig,
+        auth_cache_ttl: Duration,
+    ) -> TestApp {
         let (database_url, scratch) = Self::fresh_database(backend).await;
         let store = Store::connect(&database_url, &pool).await.expect("connect");
         store.migrate().await.expect("migrate");
@@ -375,8 +395,7 @@ impl TestApp {
             .await
             .unwrap();
 
-        // No verification cache: revocation and expiry show at once in tests.
-        let state = AppState::new(store.clone(), settings, Duration::ZERO);
+        let state = AppState::new(store.clone(), settings, auth_cache_ttl);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
