@@ -103,6 +103,20 @@ pub struct MemberPage {
     pub members: Vec<Member>,
 }
 
+/// Member pages from rows of (group, the group's member count, a member),
+/// in member order, as both backends' `members_of` statements return them.
+pub(super) fn member_pages(
+    rows: impl IntoIterator<Item = (Uuid, i64, Member)>,
+) -> HashMap<Uuid, MemberPage> {
+    let mut pages: HashMap<Uuid, MemberPage> = HashMap::new();
+    for (group, total, member) in rows {
+        let page = pages.entry(group).or_default();
+        page.total = u64::try_from(total).unwrap_or_default();
+        page.members.push(member);
+    }
+    pages
+}
+
 /// The statements of one group write, inside a transaction the backend
 /// opened and will end. Every statement is confined to the tenant the
 /// transaction was opened for.

@@ -259,26 +259,20 @@ impl PgStore {
                 .await
             })
             .await?;
-        let mut pages: HashMap<Uuid, MemberPage> = HashMap::with_capacity(groups.len());
-        for r in &rows {
-            let (group, total, member) = (|| {
+        let rows = rows
+            .iter()
+            .map(|r| {
                 let kind: &str = r.try_get("member_type")?;
-                Ok::<_, sqlx::Error>((
-                    r.try_get::<Uuid, _>("group_id")?,
-                    r.try_get::<i64, _>("total")?,
-                    Member {
-                        id: r.try_get("member_id")?,
-                        kind: MemberKind::parse(kind),
-                        display: r.try_get("display")?,
-                    },
-                ))
-            })()
+                let member = Member {
+                    id: r.try_get("member_id")?,
+                    kind: MemberKind::parse(kind),
+                    display: r.try_get("display")?,
+                };
+                Ok((r.try_get("group_id")?, r.try_get("total")?, member))
+            })
+            .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
             .map_err(StoreError::from_sqlx)?;
-            let page = pages.entry(group).or_default();
-            page.total = total as u64;
-            page.members.push(member);
-        }
-        Ok(pages)
+        Ok(groups::member_pages(rows))
     }
 
     pub async fn query_groups(

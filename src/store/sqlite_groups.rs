@@ -259,19 +259,22 @@ impl SqliteStore {
         .fetch_all(self.pool())
         .await
         .map_err(StoreError::from_sqlx)?;
-        let mut pages: HashMap<Uuid, MemberPage> = HashMap::with_capacity(groups.len());
-        for r in &rows {
-            let page = pages
-                .entry(parse_uuid(&get::<String>(r, "group_id")?)?)
-                .or_default();
-            page.total = get::<i64>(r, "total")? as u64;
-            page.members.push(Member {
-                id: parse_uuid(&get::<String>(r, "member_id")?)?,
-                kind: MemberKind::parse(&get::<String>(r, "member_type")?),
-                display: get(r, "display")?,
-            });
-        }
-        Ok(pages)
+        let rows = rows
+            .iter()
+            .map(|r| {
+                let member = Member {
+                    id: parse_uuid(&get::<String>(r, "member_id")?)?,
+                    kind: MemberKind::parse(&get::<String>(r, "member_type")?),
+                    display: get(r, "display")?,
+                };
+                Ok((
+                    parse_uuid(&get::<String>(r, "group_id")?)?,
+                    get(r, "total")?,
+                    member,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(groups::member_pages(rows))
     }
 
     pub async fn query_groups(
