@@ -23,7 +23,7 @@ use crate::scim::resource::{self, Meta, etag};
 use crate::scim::schema::{Attribute, GROUP_RESOURCE};
 use crate::scim::{ScimError, ScimType};
 use crate::store::{
-    GroupWrite, GroupWritten, Member, MemberPage, ModifyError, StoreError, StoredGroup, TenantScope,
+    GroupWrite, Member, MemberPage, ModifyError, StoreError, StoredGroup, TenantScope,
 };
 
 fn location(base: &BaseUrl, id: Uuid) -> String {
@@ -162,27 +162,24 @@ fn render(
     rendered
 }
 
-/// One group as a response shows it: its members from the write that set
-/// them all, else from the store.
-async fn render_written(
+/// One group as a response shows it, with `known` members (from a write
+/// that set them all) or, when the response shows members, the store's.
+async fn render_one(
     state: &AppState,
     scope: TenantScope,
     base: &BaseUrl,
-    written: &GroupWritten,
+    group: &StoredGroup,
+    known: Option<&[Member]>,
     projection: &Projection,
 ) -> Result<Value, ApiError> {
-    let group = &written.group;
-    match (&written.members, projection.includes(members_attr())) {
-        (Some(members), _) => Ok(render(base, group, Some(members), projection)),
-        (None, false) => Ok(render(base, group, None, projection)),
-        (None, true) => {
-            let pages = load_members(state, scope, &[group], projection).await?;
-            let members = pages
-                .and_then(|mut p| p.remove(&group.id))
-                .unwrap_or_default();
-            Ok(render(base, group, Some(&members.members), projection))
-        }
+    if known.is_some() || !projection.includes(members_attr()) {
+        return Ok(render(base, group, known, projection));
     }
+    let page = load_members(state, scope, &[group], projection)
+        .await?
+        .and_then(|mut pages| pages.remove(&group.id))
+        .unwrap_or_default();
+    Ok(render(base, group, Some(&page.members), projection))
 }
 
 /// Validates a POST/PUT body; returns the document and the members.
@@ -212,8 +209,16 @@ pub async fn create(
         .store()
         .create_group(scope, GroupWrite::from_doc(doc), members)
         .await?;
-    let body = render_written(&state, scope, &base, &written, &projection).await?;
     let group = &written.group;
+    let body = render_one(
+        &state,
+        scope,
+        &base,
+        group,
+        written.members.as_deref(),
+        &projection,
+    )
+    .await?;
     Ok(resource_response(
         StatusCode::CREATED,
         &body,
@@ -235,15 +240,11 @@ pub async fn get(
         .get_group(scope, uuid)
         .await?
         .ok_or_else(|| not_found(&id))?;
-    let written = GroupWritten {
-        group,
-        members: None,
-    };
-    let body = render_written(&state, scope, &base, &written, &projection(&params)).await?;
+    let body = render_one(&state, scope, &base, &group, None, &projection(&params)).await?;
     Ok(resource_response(
         StatusCode::OK,
         &body,
-        &etag(written.group.version),
+        &etag(group.version),
         None,
     ))
 }
@@ -332,7 +333,15 @@ pub async fn replace(
         )
         .await
         .map_err(|e| modify_error(&id, e))?;
-    let body = render_written(&state, scope, &base, &written, &projection).await?;
+    let body = render_one(
+        &state,
+        scope,
+        &base,
+        &written.group,
+        written.members.as_deref(),
+        &projection,
+    )
+    .await?;
     Ok(resource_response(
         StatusCode::OK,
         &body,
@@ -421,7 +430,15 @@ pub async fn patch(
         }
         return Ok(resp);
     }
-    let body = render_written(&state, scope, &base, &written, &projection(&params)).await?;
+    let body = render_one(
+        &state,
+        scope,
+        &base,
+        &written.group,
+        written.members.as_deref(),
+        &projection(&params),
+    )
+    .await?;
     Ok(resource_response(
         StatusCode::OK,
         &body,
