@@ -65,6 +65,7 @@ async fn setup(
         &PoolConfig {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(30),
+            statement_timeout: None,
         },
     )
     .await
@@ -113,7 +114,9 @@ async fn setup(
         max_results: 1000,
         ..HttpSettings::default()
     };
-    let state = AppState::new(store.clone(), settings, Duration::from_secs(5));
+    let state = AppState::open(store.clone(), settings, Duration::from_secs(5))
+        .await
+        .unwrap();
     tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
     let bench = Bench {
         client: reqwest::Client::new(),

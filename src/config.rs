@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use crate::http::HttpSettings;
+use crate::http::listener::ConnectionLimits;
 use crate::store::PoolConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -66,6 +67,23 @@ pub struct Config {
     #[arg(long, env = "SCIMD_BODY_LIMIT", default_value_t = 1024 * 1024, global = true)]
     pub body_limit: usize,
 
+    /// How long a connection may take to send a complete request head,
+    /// counted from when scimd starts waiting for one: when it opens, and
+    /// after each response on a kept-alive connection (so this is also the
+    /// keep-alive idle timeout). Past it the connection is closed.
+    #[arg(long, env = "SCIMD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub header_read_timeout: Duration,
+
+    /// Most client connections served at once; more wait in the listen
+    /// backlog until one closes.
+    #[arg(
+        long,
+        env = "SCIMD_MAX_CONNECTIONS",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub max_connections: usize,
+
     /// Time limit for one request (past it: `503`).
     #[arg(long, env = "SCIMD_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
     pub request_timeout: Duration,
@@ -108,6 +126,16 @@ impl Config {
         PoolConfig {
             max_connections: self.db_pool_size.max(1),
             acquire_timeout: self.db_acquire_timeout,
+            // Within the request timeout, so that a request that times out
+            // leaves no statement running behind it.
+            statement_timeout: Some(self.request_timeout.mul_f64(0.9)),
+        }
+    }
+
+    pub fn connections(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: self.header_read_timeout,
+            max_connections: self.max_connections.max(1),
         }
     }
 

@@ -14,4 +14,5 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 
+pub use http::listener::{ConnectionLimits, serve};
 pub use http::{AppState, HttpSettings, app};

@@ -58,14 +58,27 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
         }
     }
 
-    let state = AppState::new(store.clone(), config.http(), config.auth_cache_ttl);
+    if config.public_url.is_none() && !config.bind.ip().is_loopback() {
+        tracing::warn!(
+            bind = %config.bind,
+            "SCIMD_PUBLIC_URL is not set: Location and meta.location are built from each \
+             request's Host header; set it to the URL clients use"
+        );
+    }
+    let state = AppState::open(store.clone(), config.http(), config.auth_cache_ttl)
+        .await
+        .map_err(|e| format!("cannot read the deployment's secrets: {e}"))?;
     let listener = TcpListener::bind(config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
     tracing::info!(bind = %config.bind, database = store.backend(), "scimd listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    crate::http::listener::serve(
+        listener,
+        app(state),
+        config.connections(),
+        shutdown_signal(),
+    )
+    .await;
     store.close().await;
     tracing::info!("scimd stopped");
     Ok(())

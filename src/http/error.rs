@@ -39,6 +39,11 @@ impl From<StoreError> for ApiError {
             StoreError::VersionMismatch => ScimError::precondition_failed(
                 "The resource has changed: its version no longer matches If-Match",
             ),
+            StoreError::TimedOut => ScimError::new(
+                503,
+                None,
+                "The request took too long and was stopped; retry later, or narrow the filter",
+            ),
             StoreError::Unavailable(reason) => {
                 tracing::warn!(%reason, "database unavailable");
                 ScimError::new(

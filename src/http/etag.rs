@@ -1,6 +1,6 @@
 //! `If-Match` preconditions (RFC 9110 §13.1.1) over resource versions.
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName, header};
 
 use crate::scim::ScimError;
 
@@ -13,33 +13,50 @@ pub enum IfMatch {
     Versions(Vec<i64>),
 }
 
-impl IfMatch {
-    /// Parses `If-Match`. Weak and strong tags both match (`W/"3"`, `"3"`);
-    /// tags that are not ours can never match, so they yield an empty list.
-    pub fn from_headers(headers: &HeaderMap) -> Result<IfMatch, ScimError> {
-        let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
-            return Ok(IfMatch::Any);
+/// Parses an entity-tag list header (`If-Match`, `If-None-Match`): `None`
+/// when absent. Weak and strong tags both name a version (`W/"3"`, `"3"`);
+/// tags that are not ours name none.
+fn parse_tags(headers: &HeaderMap, name: HeaderName) -> Result<Option<IfMatch>, ScimError> {
+    let Some(value) = headers.get(&name) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ScimError::invalid_syntax(format!("{name} is not valid text")))?;
+    if text.trim() == "*" {
+        return Ok(Some(IfMatch::Any));
+    }
+    let mut versions = Vec::new();
+    for tag in text.split(',') {
+        let tag = tag.trim();
+        let tag = tag.strip_prefix("W/").unwrap_or(tag);
+        let Some(inner) = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
+            return Err(ScimError::invalid_syntax(format!(
+                "malformed entity tag in {name}: {tag}"
+            )));
         };
-        let text = value
-            .to_str()
-            .map_err(|_| ScimError::invalid_syntax("If-Match is not valid text"))?;
-        if text.trim() == "*" {
-            return Ok(IfMatch::Any);
+        if let Ok(v) = inner.parse::<i64>() {
+            versions.push(v);
         }
-        let mut versions = Vec::new();
-        for tag in text.split(',') {
-            let tag = tag.trim();
-            let tag = tag.strip_prefix("W/").unwrap_or(tag);
-            let Some(inner) = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
-                return Err(ScimError::invalid_syntax(format!(
-                    "malformed entity tag in If-Match: {tag}"
-                )));
-            };
-            if let Ok(v) = inner.parse::<i64>() {
-                versions.push(v);
-            }
-        }
-        Ok(IfMatch::Versions(versions))
+    }
+    Ok(Some(IfMatch::Versions(versions)))
+}
+
+/// `If-None-Match` on a GET (RFC 7644 §3.14, RFC 9110 §13.1.2): whether the
+/// client's copy is current (a tag names `version`, or `*`), so that the
+/// answer is `304 Not Modified` without a body.
+pub fn not_modified(headers: &HeaderMap, version: i64) -> Result<bool, ScimError> {
+    Ok(match parse_tags(headers, header::IF_NONE_MATCH)? {
+        None => false,
+        Some(IfMatch::Any) => true,
+        Some(IfMatch::Versions(v)) => v.contains(&version),
+    })
+}
+
+impl IfMatch {
+    /// Parses `If-Match`; no header is [`IfMatch::Any`].
+    pub fn from_headers(headers: &HeaderMap) -> Result<IfMatch, ScimError> {
+        Ok(parse_tags(headers, header::IF_MATCH)?.unwrap_or(IfMatch::Any))
     }
 
     /// The single version a conditional write must find, if any. A list of
@@ -77,5 +94,19 @@ mod tests {
         );
         assert_eq!(parse("\"abc\"").unwrap().required_version(), Some(-1));
         assert!(parse("3").is_err());
+    }
+
+    #[test]
+    fn if_none_match() {
+        let mut h = HeaderMap::new();
+        assert!(!not_modified(&h, 3).unwrap());
+        h.insert(
+            "if-none-match",
+            HeaderValue::from_static("W/\"2\", W/\"3\""),
+        );
+        assert!(not_modified(&h, 3).unwrap());
+        assert!(!not_modified(&h, 4).unwrap());
+        h.insert("if-none-match", HeaderValue::from_static("*"));
+        assert!(not_modified(&h, 9).unwrap());
     }
 }

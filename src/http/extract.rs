@@ -13,7 +13,8 @@ use crate::auth::{self, AuthError, Principal};
 use crate::scim::{ScimError, ScimType};
 use crate::store::TenantScope;
 
-/// A JSON request body. `application/scim+json`, `application/json`,
+/// A JSON request body, read strictly ([`crate::scim::json`]: no member
+/// named twice, no U+0000). `application/scim+json`, `application/json`,
 /// `text/json` and a missing `Content-Type` are all read as JSON.
 pub struct ScimJson(pub Value);
 
@@ -63,10 +64,7 @@ impl<S: Send + Sync> FromRequest<S> for ScimJson {
                 ScimError::invalid_syntax(format!("Could not read the request body: {rejection}"))
             }
         })?;
-        let value = serde_json::from_slice(&bytes).map_err(|e| {
-            ScimError::invalid_syntax(format!("The request body is not valid JSON: {e}"))
-        })?;
-        Ok(ScimJson(value))
+        Ok(ScimJson(crate::scim::json::parse(&bytes)?))
     }
 }
 
@@ -116,6 +114,12 @@ impl FromRequestParts<AppState> for BaseUrl {
                     .and_then(|h| h.to_str().ok())
                     .or_else(|| parts.uri.authority().map(|a| a.as_str()))
                     .unwrap_or("localhost");
+                if !is_host_and_port(host) {
+                    return Err(ScimError::invalid_value(
+                        "the Host header must be a host name or address with an optional port",
+                    )
+                    .into());
+                }
                 let proto = parts
                     .headers
                     .get("x-forwarded-proto")
@@ -129,8 +133,46 @@ impl FromRequestParts<AppState> for BaseUrl {
     }
 }
 
+/// `host[:port]`: a DNS name or IPv4 address (letters, digits, `-`, `.`) or
+/// a bracketed IPv6 address, and a port of digits. Anything else (a path, a
+/// query, user info) would flow into `Location` and `meta.location`.
+fn is_host_and_port(text: &str) -> bool {
+    let (host_ok, port) = match text.strip_prefix('[') {
+        Some(v6) => {
+            let Some((addr, rest)) = v6.split_once(']') else {
+                return false;
+            };
+            let port = match rest {
+                "" => None,
+                _ => match rest.strip_prefix(':') {
+                    Some(p) => Some(p),
+                    None => return false,
+                },
+            };
+            (addr.parse::<std::net::Ipv6Addr>().is_ok(), port)
+        }
+        None => {
+            let (host, port) = match text.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (text, None),
+            };
+            let ok = !host.is_empty()
+                && host.len() <= 253
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            (ok, port)
+        }
+    };
+    host_ok
+        && port.is_none_or(|p| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
+        })
+}
+
 /// Query parameters with names matched case-insensitively (clients send
-/// `startindex`, `Filter`, …). Unknown parameters are simply never asked for.
+/// `startindex`, `Filter`, …). Unknown parameters are simply never asked for;
+/// a value holding U+0000 (a filter literal, say) is `400 invalidValue`.
 pub struct QueryParams(Vec<(String, String)>);
 
 impl QueryParams {
@@ -160,6 +202,9 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
         let query = parts.uri.query().unwrap_or("");
         let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
             .map_err(|e| ScimError::invalid_syntax(format!("malformed query string: {e}")))?;
+        for (name, value) in &pairs {
+            crate::scim::json::check_text(&format!("query parameter '{name}'"), value)?;
+        }
         Ok(QueryParams(pairs))
     }
 }
@@ -168,6 +213,32 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn hosts() {
+        for ok in [
+            "localhost",
+            "scim.example.com:8443",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "[::1]",
+        ] {
+            assert!(is_host_and_port(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example/phish?x=",
+            "a@b",
+            "",
+            "h:99999",
+            "h:8x",
+            "[::1",
+            "[zz]:1",
+            "a b",
+            "h:1:2",
+        ] {
+            assert!(!is_host_and_port(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn json_content_types() {

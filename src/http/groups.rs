@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::etag::IfMatch;
 use super::extract::{BaseUrl, QueryParams, ScimJson, TenantAdmin};
 use super::list::{self, ListRequest};
-use super::response::{resource_response, scim_response};
+use super::response::{not_modified_response, resource_response, scim_response};
 use crate::scim::compat::Quirks;
 use crate::scim::membership::{self, MemberChange, NewMember};
 use crate::scim::patch;
@@ -187,8 +187,9 @@ fn document_and_members(
     body: Value,
     quirks: &mut Quirks,
 ) -> Result<(Map<String, Value>, Vec<NewMember>), ApiError> {
-    let mut doc = resource::normalize_with(&GROUP_RESOURCE, body, quirks)?;
-    let members = membership::take_members(&mut doc, members_attr())?;
+    let mut body = body;
+    let members = membership::take_members(&mut body, members_attr())?;
+    let doc = resource::normalize_with(&GROUP_RESOURCE, body, quirks)?;
     Ok((doc, members))
 }
 
@@ -233,6 +234,7 @@ pub async fn get(
     base: BaseUrl,
     Path(id): Path<String>,
     params: QueryParams,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let uuid = parse_id(&id)?;
     let group = state
@@ -240,6 +242,9 @@ pub async fn get(
         .get_group(scope, uuid)
         .await?
         .ok_or_else(|| not_found(&id))?;
+    if super::etag::not_modified(&headers, group.version)? {
+        return Ok(not_modified_response(&etag(group.version)));
+    }
     let body = render_one(&state, scope, &base, &group, None, &projection(&params)).await?;
     Ok(resource_response(
         StatusCode::OK,
@@ -255,14 +260,14 @@ async fn run_list(
     base: &BaseUrl,
     req: ListRequest,
 ) -> Result<Response, ApiError> {
-    let plan = req.plan(&GROUP_RESOURCE, state.settings())?;
+    let plan = req.plan(&GROUP_RESOURCE, state.settings(), state.cursor_key())?;
     let (total, groups) = state
         .store()
         .query_groups(scope, &plan.query)
         .await
         .map_err(list::store_error)?;
     let (groups, next, previous) = match plan.cursor {
-        Some(_) => list::cursor_page(&plan, groups, |g| g.id),
+        Some(_) => list::cursor_page(&plan, state.cursor_key(), groups, |g| g.id),
         None => (groups, None, None),
     };
     let refs: Vec<&StoredGroup> = groups.iter().collect();
@@ -384,6 +389,7 @@ pub async fn patch(
         }
     };
     let canonical_id = uuid.to_string();
+    let heavy = patch::weight(&doc_ops) > super::HEAVY_PATCH;
     // The document engine runs inside the store's transaction task; the
     // rules it applied come back with its result, success or failure.
     let result = state
@@ -396,7 +402,9 @@ pub async fn patch(
                 let mut q = Quirks::default();
                 let patched = match doc_ops.is_empty() {
                     true => Ok(doc.clone()),
-                    false => patch::apply(&GROUP_RESOURCE, &canonical_id, doc, &doc_ops, &mut q),
+                    false => super::cpu_bound(heavy, || {
+                        patch::apply(&GROUP_RESOURCE, &canonical_id, doc, &doc_ops, &mut q)
+                    }),
                 };
                 match patched {
                     Ok(d) => Ok((d, q)),

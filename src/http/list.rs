@@ -3,9 +3,9 @@
 //! a store query, a page and a projection.
 
 use super::HttpSettings;
-use base64::Engine as _;
 use uuid::Uuid;
 
+use super::cursor::CursorKey;
 use super::error::ApiError;
 use super::extract::QueryParams;
 use crate::scim::filter;
@@ -103,38 +103,15 @@ pub struct ListPlan {
     pub cursor: Option<bool>,
 }
 
-/// Cursors are opaque to clients: `n<id>` (after) or `p<id>` (before),
-/// base64url-encoded, so only RFC 3986 unreserved characters.
-fn encode_cursor(kind: char, id: Uuid) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}{id}"))
-}
-
-fn decode_cursor(text: &str) -> Result<Keyset, ScimError> {
-    let invalid = || {
-        ScimError::bad_request(
-            ScimType::InvalidCursor,
-            format!("'{text}' is not a cursor this server issued"),
-        )
-    };
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .map_err(|_| invalid())?;
-    let raw = String::from_utf8(raw).map_err(|_| invalid())?;
-    let (kind, id) = raw.split_at_checked(1).ok_or_else(invalid)?;
-    let id = Uuid::parse_str(id).map_err(|_| invalid())?;
-    match kind {
-        "n" => Ok(Keyset::After(id)),
-        "p" => Ok(Keyset::Before(id)),
-        _ => Err(invalid()),
-    }
-}
-
 /// Trims a cursor page fetched with one extra row and works out its cursors.
 pub fn cursor_page<T>(
     plan: &ListPlan,
+    key: &CursorKey,
     mut items: Vec<T>,
     id_of: fn(&T) -> Uuid,
 ) -> (Vec<T>, Option<String>, Option<String>) {
+    let after = |t: &T| key.encode(Keyset::After(id_of(t)));
+    let before = |t: &T| key.encode(Keyset::Before(id_of(t)));
     let want = plan.page.count as usize;
     let resumed = plan.cursor == Some(true);
     match plan.query.keyset {
@@ -143,9 +120,9 @@ pub fn cursor_page<T>(
             if more_before {
                 items.remove(0);
             }
-            let next = items.last().map(|t| encode_cursor('n', id_of(t)));
+            let next = items.last().map(after);
             let previous = if more_before {
-                items.first().map(|t| encode_cursor('p', id_of(t)))
+                items.first().map(before)
             } else {
                 None
             };
@@ -154,13 +131,9 @@ pub fn cursor_page<T>(
         _ => {
             let more = items.len() > want;
             items.truncate(want);
-            let next = if more {
-                items.last().map(|t| encode_cursor('n', id_of(t)))
-            } else {
-                None
-            };
+            let next = if more { items.last().map(after) } else { None };
             let previous = if resumed {
-                items.first().map(|t| encode_cursor('p', id_of(t)))
+                items.first().map(before)
             } else {
                 None
             };
@@ -190,6 +163,7 @@ impl ListRequest {
         self,
         rt: &'static ResourceType,
         settings: &HttpSettings,
+        key: &CursorKey,
     ) -> Result<ListPlan, ScimError> {
         let req = self;
         let filter = match req
@@ -272,7 +246,7 @@ impl ListRequest {
         let keyset = if cursor.is_empty() {
             Keyset::After(Uuid::nil())
         } else {
-            decode_cursor(cursor)?
+            key.decode(cursor)?
         };
         let page = Page {
             start_index: 1,

@@ -1,13 +1,16 @@
 //! The HTTP edge: routing, middleware and thin handlers that extract,
 //! authorise, call the SCIM core and the store, and render.
 
+pub mod cursor;
 mod discovery;
 pub mod error;
 pub mod etag;
 pub mod extract;
 mod groups;
 mod health;
+pub mod limits;
 mod list;
+pub mod listener;
 pub mod response;
 mod users;
 
@@ -29,6 +32,7 @@ use tracing::Level;
 
 use crate::auth::KeyVerifier;
 use crate::store::Store;
+use cursor::CursorKey;
 
 /// Where the SCIM API is mounted.
 pub const SCIM_PREFIX: &str = "/scim/v2";
@@ -68,17 +72,26 @@ struct Inner {
     store: Store,
     verifier: KeyVerifier,
     settings: HttpSettings,
+    cursor_key: CursorKey,
 }
 
 impl AppState {
+    /// The state over an open, migrated store: reads (or, on a new
+    /// database, creates) the deployment's cursor secret.
     /// `auth_cache_ttl` bounds how long a revoked key keeps working.
-    pub fn new(store: Store, settings: HttpSettings, auth_cache_ttl: Duration) -> Self {
+    pub async fn open(
+        store: Store,
+        settings: HttpSettings,
+        auth_cache_ttl: Duration,
+    ) -> Result<Self, crate::store::StoreError> {
+        let secret = store.deployment_secret(cursor::SECRET_NAME).await?;
         let verifier = KeyVerifier::new(store.clone(), auth_cache_ttl);
-        AppState(Arc::new(Inner {
+        Ok(AppState(Arc::new(Inner {
             store,
             verifier,
             settings,
-        }))
+            cursor_key: CursorKey::new(&secret),
+        })))
     }
     pub fn store(&self) -> &Store {
         &self.0.store
@@ -88,6 +101,9 @@ impl AppState {
     }
     pub fn settings(&self) -> &HttpSettings {
         &self.0.settings
+    }
+    pub fn cursor_key(&self) -> &CursorKey {
+        &self.0.cursor_key
     }
 }
 
@@ -106,6 +122,24 @@ fn request_span<B>(req: &Request<B>) -> tracing::Span {
         key_id = tracing::field::Empty,
         quirks = tracing::field::Empty,
     )
+}
+
+/// PATCHes carrying more values than this run the document engine off the
+/// async worker (see [`cpu_bound`]).
+const HEAVY_PATCH: usize = 256;
+
+/// Runs CPU-heavy work (a PATCH of thousands of values) without stalling
+/// the other requests on its async worker: with `heavy`, the worker's other
+/// tasks move to another thread while it runs. Light work runs inline, as
+/// the hand-off costs more than it saves there.
+pub(crate) fn cpu_bound<T>(heavy: bool, work: impl FnOnce() -> T) -> T {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if heavy && multi_thread {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
 }
 
 /// Names, on the request's log line, the compatibility rules that changed
@@ -215,6 +249,10 @@ pub fn app(state: AppState) -> Router {
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(tower::util::MapResponseLayer::new(error::scimify_errors))
             .layer(CatchPanicLayer::new())
+            .layer(axum::middleware::from_fn_with_state(
+                limits::BodyLimit(settings.body_limit),
+                limits::check,
+            ))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::SERVICE_UNAVAILABLE,
                 settings.request_timeout,

@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 pub const SCIM_JSON: &str = "application/scim+json";
@@ -34,6 +34,15 @@ pub fn resource_response(
     }
     if let Some(Ok(v)) = location.map(HeaderValue::from_str) {
         headers.insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// `304 Not Modified` with the resource's `ETag` and no body.
+pub fn not_modified_response(etag: &str) -> Response {
+    let mut resp = StatusCode::NOT_MODIFIED.into_response();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        resp.headers_mut().insert(header::ETAG, v);
     }
     resp
 }

@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::etag::IfMatch;
 use super::extract::{BaseUrl, QueryParams, ScimJson, TenantAdmin};
 use super::list::{self, ListRequest};
-use super::response::{resource_response, scim_response};
+use super::response::{not_modified_response, resource_response, scim_response};
 use crate::scim::ScimError;
 use crate::scim::compat::Quirks;
 use crate::scim::patch;
@@ -113,6 +113,7 @@ pub async fn get(
     base: BaseUrl,
     Path(id): Path<String>,
     params: QueryParams,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let uuid = parse_id(&id)?;
     let user = state
@@ -121,6 +122,9 @@ pub async fn get(
         .await?
         .ok_or_else(|| not_found(&id))?;
     let version = user.version;
+    if super::etag::not_modified(&headers, version)? {
+        return Ok(not_modified_response(&etag(version)));
+    }
     Ok(resource_response(
         StatusCode::OK,
         &render(&base, user, &projection(&params)),
@@ -135,14 +139,14 @@ async fn run_list(
     base: &BaseUrl,
     req: ListRequest,
 ) -> Result<Response, ApiError> {
-    let plan = req.plan(&USER_RESOURCE, state.settings())?;
+    let plan = req.plan(&USER_RESOURCE, state.settings(), state.cursor_key())?;
     let (total, users) = state
         .store()
         .query_users(scope, &plan.query)
         .await
         .map_err(list::store_error)?;
     let (users, next, previous) = match plan.cursor {
-        Some(_) => list::cursor_page(&plan, users, |u| u.id),
+        Some(_) => list::cursor_page(&plan, state.cursor_key(), users, |u| u.id),
         None => (users, None, None),
     };
     let resources = users
@@ -241,16 +245,19 @@ pub async fn patch(
     let mut quirks = Quirks::default();
     let ops = patch::parse_request(body, &mut quirks)?;
     let canonical_id = uuid.to_string();
+    let heavy = patch::weight(&ops) > super::HEAVY_PATCH;
     let result = state
         .store()
         .modify_user(scope, uuid, if_match.required_version(), |current| {
-            patch::apply(
-                &USER_RESOURCE,
-                &canonical_id,
-                &current.doc,
-                &ops,
-                &mut quirks,
-            )
+            super::cpu_bound(heavy, || {
+                patch::apply(
+                    &USER_RESOURCE,
+                    &canonical_id,
+                    &current.doc,
+                    &ops,
+                    &mut quirks,
+                )
+            })
         })
         .await;
     super::record_quirks(&quirks);

@@ -11,7 +11,7 @@
 //! one and by equality otherwise. A listed value that matches nothing changes
 //! nothing, and so does an empty list.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::compat::{self, Quirks};
@@ -281,12 +281,20 @@ pub fn split_members(
     Ok((doc_ops, changes))
 }
 
-/// A POST or PUT body's members, taken out of the document.
+/// A POST or PUT body's members, taken out of the body before the rest is
+/// validated as a document (they are rows, not part of it).
 pub fn take_members(
-    doc: &mut Map<String, Value>,
+    body: &mut Value,
     attr: &'static Attribute,
 ) -> Result<Vec<NewMember>, ScimError> {
-    new_members(doc.remove(attr.name).as_ref(), attr.name)
+    let Value::Object(map) = body else {
+        return Ok(Vec::new());
+    };
+    let key = map
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(attr.name))
+        .cloned();
+    new_members(key.and_then(|k| map.remove(&k)).as_ref(), attr.name)
 }
 
 #[cfg(test)]

@@ -13,6 +13,25 @@ use super::compat::{self, Quirks};
 use super::error::ScimError;
 use super::schema::{self, AttrType, Attribute, Mutability, ResourceType, Returned};
 
+/// Most values one multi-valued attribute of a document may hold (a group's
+/// `members` are rows, bounded on their own). Every filter over the
+/// attribute reads them all, and a PATCH touches them all.
+pub const MAX_VALUES: usize = 1000;
+
+/// The form in which case-insensitive strings are compared and keyed (the
+/// unique `userName` key among them): Unicode NFC, then lower case, so that
+/// canonically equivalent spellings (`é` as one code point or as `e` and a
+/// combining accent) are equal, as RFC 7643 §2.1's case-insensitive
+/// comparison expects of text. ASCII, nearly all of it, takes a fast path.
+pub fn caseless(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
+    let lower = s.nfc().collect::<String>().to_lowercase();
+    lower.nfc().collect()
+}
+
 /// A member of a JSON object by case-insensitive key (SCIM attribute names
 /// and message fields are case-insensitive).
 pub fn field<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
@@ -171,6 +190,12 @@ pub(crate) fn normalize_value(
         let Value::Array(items) = value else {
             return Err(type_error(path, "an array"));
         };
+        if items.len() > MAX_VALUES {
+            return Err(ScimError::invalid_value(format!(
+                "attribute '{path}' has {} values; at most {MAX_VALUES} are accepted",
+                items.len()
+            )));
+        }
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             if item.is_array() {
@@ -312,6 +337,18 @@ pub fn render(rt: &ResourceType, mut out: Map<String, Value>, id: &str, meta: &M
         }),
     );
     Value::Object(out)
+}
+
+#[cfg(test)]
+mod caseless_tests {
+    use super::caseless;
+
+    #[test]
+    fn canonically_equivalent_spellings_fold_alike() {
+        assert_eq!(caseless("Ann"), "ann");
+        assert_eq!(caseless("Ren\u{e9}e"), caseless("RENE\u{301}E"));
+        assert_ne!(caseless("Renee"), caseless("Ren\u{e9}e"));
+    }
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ impl GroupWrite {
             .unwrap_or_default()
             .to_owned();
         GroupWrite {
-            display_name_lower: display_name.to_lowercase(),
+            display_name_lower: crate::scim::resource::caseless(&display_name),
             display_name,
             external_id: doc
                 .get("externalId")

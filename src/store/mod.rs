@@ -20,6 +20,7 @@ pub use groups::{GroupWrite, GroupWritten, Member, MemberKind, MemberPage, Store
 pub use pg_conns::Lease;
 
 use crate::scim::membership::{MemberChange, NewMember};
+use crate::scim::resource::caseless;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -62,6 +63,9 @@ pub enum StoreError {
     /// A selection (`members[value eq …]`) that matched nothing.
     #[error("{0}")]
     NoTarget(String),
+    /// The database stopped a statement that ran past the statement timeout.
+    #[error("the statement ran too long and was stopped")]
+    TimedOut,
     /// A valid filter or sort this store cannot run.
     #[error("{0}")]
     InvalidQuery(String),
@@ -80,6 +84,11 @@ impl StoreError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+            // PostgreSQL's statement_timeout (57014, query_canceled) and
+            // SQLite's interrupt from the progress handler (SQLITE_INTERRUPT).
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "57014" || c == "9") => {
+                StoreError::TimedOut
+            }
             // PostgreSQL going away: SQLSTATE class 08 (connection exception)
             // and 57 (operator intervention, e.g. admin shutdown).
             sqlx::Error::Database(db)
@@ -186,16 +195,16 @@ impl UserWrite {
                 emails
                     .iter()
                     .filter_map(|e| e.get("value").and_then(Value::as_str))
-                    .map(str::to_lowercase)
+                    .map(caseless)
                     .collect()
             })
             .unwrap_or_default();
         UserWrite {
-            user_name_lower: user_name.to_lowercase(),
+            user_name_lower: caseless(&user_name),
             user_name,
             external_id: text("externalId"),
             active: doc.get("active").and_then(Value::as_bool),
-            display_name_lower: display_name.as_deref().map(str::to_lowercase),
+            display_name_lower: display_name.as_deref().map(caseless),
             display_name,
             emails_lower,
             doc,
@@ -261,6 +270,9 @@ pub struct KeyInfo {
 pub struct PoolConfig {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// How long one statement may run before the database stops it (then
+    /// `StoreError::TimedOut`); `None` for no bound.
+    pub statement_timeout: Option<Duration>,
 }
 
 /// The store: an enum over the two backends, so that calls are static
@@ -313,6 +325,15 @@ impl Store {
 
     pub async fn close(&self) {
         dispatch!(self, s => s.close().await)
+    }
+
+    /// A secret every process of this deployment shares (32 random bytes,
+    /// created by the first process that asks).
+    pub async fn deployment_secret(&self, name: &str) -> Result<Vec<u8>> {
+        let mut fresh = [0u8; 32];
+        getrandom::fill(&mut fresh)
+            .map_err(|e| StoreError::Unavailable(format!("no randomness for a secret: {e}")))?;
+        dispatch!(self, s => s.deployment_secret(name, &fresh).await)
     }
 
     // --- projects, tenants, keys -------------------------------------------

@@ -5,8 +5,9 @@ use serde_json::{Map, Value};
 use sqlx::Row;
 use std::sync::Arc;
 
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
+use std::str::FromStr;
 use uuid::Uuid;
 
 use super::pg_conns::{Conns, IDLE_CHECK_AFTER, Lease};
@@ -82,6 +83,17 @@ fn user_from_row(row: &PgRow) -> Result<StoredUser> {
     })
 }
 
+/// The URL's options, and a `statement_timeout` on every session: a request
+/// that times out leaves no statement running behind it (sqlx cannot
+/// cancel a statement whose future is dropped).
+fn connect_options(url: &str, cfg: &PoolConfig) -> Result<PgConnectOptions> {
+    let options = PgConnectOptions::from_str(url).map_err(StoreError::from_sqlx)?;
+    Ok(match cfg.statement_timeout {
+        Some(t) => options.options([("statement_timeout", format!("{}ms", t.as_millis().max(1)))]),
+        None => options,
+    })
+}
+
 impl PgStore {
     pub async fn connect(url: &str, cfg: &PoolConfig) -> Result<PgStore> {
         let pool = PgPoolOptions::new()
@@ -99,7 +111,7 @@ impl PgStore {
                     Ok(true)
                 })
             })
-            .connect(url)
+            .connect_with(connect_options(url, cfg)?)
             .await
             .map_err(StoreError::from_sqlx)?;
         let conns = Conns::new(pool.clone(), cfg.max_connections, cfg.acquire_timeout);
@@ -138,6 +150,26 @@ impl PgStore {
     pub async fn close(&self) {
         self.conns.close();
         self.pool.close().await
+    }
+
+    /// The secret named `name`, stored as `fresh` if there is none yet (the
+    /// first process to ask wins; the others read its secret).
+    pub async fn deployment_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>> {
+        self.on(async |c| {
+            sqlx::query(
+                "INSERT INTO deployment_secrets (name, secret, created_at) VALUES ($1, $2, now()) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(fresh)
+            .execute(&mut *c)
+            .await?;
+            sqlx::query_scalar("SELECT secret FROM deployment_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(c)
+                .await
+        })
+        .await
     }
 
     pub async fn has_projects(&self) -> Result<bool> {

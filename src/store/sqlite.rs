@@ -119,6 +119,47 @@ fn tenant_from_row(row: &SqliteRow) -> Result<Tenant> {
     })
 }
 
+/// SQLite virtual machine instructions between two calls of the progress
+/// handler (a call costs one clock read).
+const PROGRESS_EVERY: i32 = 10_000;
+/// A pause this long between two calls of the progress handler ends a run
+/// of work: what comes after is a new statement.
+const NEW_STATEMENT_AFTER: Duration = Duration::from_millis(100);
+
+/// The statement timeout on SQLite: the connection's progress handler
+/// interrupts a statement (`SQLITE_INTERRUPT`, then `StoreError::TimedOut`)
+/// once it has run for `limit`. The handler is only called while a statement
+/// runs, and knows no statement boundaries: a pause of
+/// [`NEW_STATEMENT_AFTER`] starts the clock anew, so statements that follow
+/// each other without a pause count as one. Installed once per connection,
+/// it costs nothing per statement beyond the calls themselves.
+struct StatementWatch {
+    limit: Duration,
+    started: std::time::Instant,
+    last: std::time::Instant,
+}
+
+impl StatementWatch {
+    fn new(limit: Duration) -> StatementWatch {
+        let now = std::time::Instant::now();
+        StatementWatch {
+            limit,
+            started: now,
+            last: now,
+        }
+    }
+
+    /// Whether the running statement may go on.
+    fn may_go_on(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        if now.duration_since(self.last) >= NEW_STATEMENT_AFTER {
+            self.started = now;
+        }
+        self.last = now;
+        now.duration_since(self.started) < self.limit
+    }
+}
+
 impl SqliteStore {
     pub async fn connect(url: &str, cfg: &PoolConfig) -> Result<SqliteStore> {
         let options = SqliteConnectOptions::from_str(url)
@@ -129,9 +170,21 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        let statement_timeout = cfg.statement_timeout;
         let pool = SqlitePoolOptions::new()
             .max_connections(cfg.max_connections)
             .acquire_timeout(cfg.acquire_timeout)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if let Some(limit) = statement_timeout {
+                        let mut watch = StatementWatch::new(limit);
+                        conn.lock_handle()
+                            .await?
+                            .set_progress_handler(PROGRESS_EVERY, move || watch.may_go_on());
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(StoreError::from_sqlx)?;
@@ -166,6 +219,26 @@ impl SqliteStore {
 
     pub async fn close(&self) {
         self.pool.close().await
+    }
+
+    /// The secret named `name`, stored as `fresh` if there is none yet.
+    pub async fn deployment_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>> {
+        let _turn = self.writer().await;
+        sqlx::query(
+            "INSERT INTO deployment_secrets (name, secret, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(fresh)
+        .bind(millis(now()))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        sqlx::query_scalar("SELECT secret FROM deployment_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)
     }
 
     pub async fn has_projects(&self) -> Result<bool> {

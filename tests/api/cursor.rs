@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use base64::Engine as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -116,6 +117,22 @@ both_backends! {
             let (status, err) = json_of(app.req(Method::GET, "/Users").query(&[("cursor", bad)]).send().await.unwrap()).await;
             assert_scim_error(status, &err, 400, Some("invalidCursor"));
         }
+        // A cursor naming a real id, in the unsigned form scimd once issued:
+        // made up, so refused.
+        let first = page(&app, &[("cursor", ""), ("count", "1")]).await;
+        let id = ids_of(&first)[0].clone();
+        let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("n{id}"));
+        let (status, err) = json_of(app.req(Method::GET, "/Users").query(&[("cursor", forged.as_str())]).send().await.unwrap()).await;
+        assert_scim_error(status, &err, 400, Some("invalidCursor"));
+        // Another server of the same deployment (same database) accepts it.
+        let next = first["nextCursor"].as_str().unwrap();
+        let other = app.second_server().await;
+        let resp = app.client.get(format!("{other}/scim/v2/Users")).bearer_auth(&app.token).query(&[("cursor", next), ("count", "1")]).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        // Another deployment does not.
+        let elsewhere = app.respawn(scimd::HttpSettings::default()).await;
+        let (status, err) = json_of(elsewhere.req(Method::GET, "/Users").query(&[("cursor", next)]).send().await.unwrap()).await;
+        assert_scim_error(status, &err, 400, Some("invalidCursor"));
         let (status, err) = json_of(app.req(Method::GET, "/Users").query(&[("cursor", ""), ("sortBy", "userName")]).send().await.unwrap()).await;
         assert_scim_error(status, &err, 400, Some("invalidValue"));
         let (_, spc) = json_of(app.req(Method::GET, "/ServiceProviderConfig").send().await.unwrap()).await;

@@ -17,6 +17,7 @@ async fn pool_exhaustion(backend: Backend) {
     let pool = PoolConfig {
         max_connections: 1,
         acquire_timeout: Duration::from_millis(300),
+        statement_timeout: None,
     };
     let Some(app) = (match backend {
         Backend::Postgres => match crate::helpers::postgres_available().await {
@@ -69,6 +70,7 @@ async fn small_pool_serves_a_crowd(backend: Backend) {
     let pool = PoolConfig {
         max_connections: 2,
         acquire_timeout: Duration::from_secs(2),
+        statement_timeout: None,
     };
     if backend == Backend::Postgres && crate::helpers::postgres_available().await.is_none() {
         return;

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use scimd::admin;
 use scimd::auth::TENANT_ADMIN;
 use scimd::store::{PoolConfig, Store};
-use scimd::{AppState, HttpSettings, app};
+use scimd::{AppState, ConnectionLimits, HttpSettings, app};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -354,6 +354,7 @@ impl TestApp {
         let pool = PoolConfig {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
+            statement_timeout: None,
         };
         Self::spawn_with_pool(backend, settings, pool).await
     }
@@ -364,7 +365,42 @@ impl TestApp {
         pool: PoolConfig,
     ) -> TestApp {
         // No verification cache: revocation and expiry show at once in tests.
-        Self::spawn_full(backend, settings, pool, Duration::ZERO).await
+        Self::spawn_full(
+            backend,
+            settings,
+            pool,
+            Duration::ZERO,
+            ConnectionLimits::default(),
+        )
+        .await
+    }
+
+    /// Another app on the same backend with these settings, pool and
+    /// connection limits (no verification cache).
+    pub async fn respawn_custom(
+        &self,
+        settings: HttpSettings,
+        pool: PoolConfig,
+        limits: ConnectionLimits,
+    ) -> TestApp {
+        Self::spawn_full(self.backend, settings, pool, Duration::ZERO, limits).await
+    }
+
+    /// Another app on the same backend, serving connections with `limits`.
+    pub async fn respawn_with_limits(&self, limits: ConnectionLimits) -> TestApp {
+        let pool = PoolConfig {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+            statement_timeout: None,
+        };
+        Self::spawn_full(
+            self.backend,
+            HttpSettings::default(),
+            pool,
+            Duration::ZERO,
+            limits,
+        )
+        .await
     }
 
     /// Another app on the same backend whose verified keys are cached for
@@ -373,8 +409,10 @@ impl TestApp {
         let pool = PoolConfig {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
+            statement_timeout: None,
         };
-        Self::spawn_full(self.backend, HttpSettings::default(), pool, ttl).await
+        let limits = ConnectionLimits::default();
+        Self::spawn_full(self.backend, HttpSettings::default(), pool, ttl, limits).await
     }
 
     async fn spawn_full(
@@ -382,6 +420,7 @@ impl TestApp {
         settings: HttpSettings,
         pool: PoolConfig,
         auth_cache_ttl: Duration,
+        limits: ConnectionLimits,
     ) -> TestApp {
         let (database_url, scratch) = Self::fresh_database(backend).await;
         let store = Store::connect(&database_url, &pool).await.expect("connect");
@@ -395,12 +434,17 @@ impl TestApp {
             .await
             .unwrap();
 
-        let state = AppState::new(store.clone(), settings, auth_cache_ttl);
+        let state = AppState::open(store.clone(), settings, auth_cache_ttl)
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(listener, app(state)).await.unwrap();
-        });
+        tokio::spawn(scimd::serve(
+            listener,
+            app(state),
+            limits,
+            std::future::pending(),
+        ));
         let origin = format!("http://{addr}");
         TestApp {
             backend,
@@ -443,6 +487,23 @@ impl TestApp {
         }
     }
 
+    /// Starts another scimd server over the same database (as a second
+    /// process of one deployment would be); its origin.
+    pub async fn second_server(&self) -> String {
+        let state = AppState::open(self.store.clone(), HttpSettings::default(), Duration::ZERO)
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(scimd::serve(
+            listener,
+            app(state),
+            ConnectionLimits::default(),
+            std::future::pending(),
+        ));
+        origin
+    }
+
     /// A tenant-admin token for a new tenant of the same project.
     pub async fn token_for_new_tenant(&self, tenant: &str) -> String {
         admin::create_tenant(&self.store, &self.project_id, tenant)
@@ -482,6 +543,21 @@ impl TestApp {
             Store::Sqlite(lite) => sqlx::raw_sql(sql).execute(lite.pool()).await.map(drop),
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Runs raw SQL built at run time (several statements allowed).
+    pub async fn exec_sql_text(&self, sql: String) {
+        let result = match &self.store {
+            Store::Postgres(pg) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(&mut *pg.lease().await.unwrap())
+                .await
+                .map(drop),
+            Store::Sqlite(lite) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(lite.pool())
+                .await
+                .map(drop),
+        };
+        result.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// The single integer a query on the test's database returns.

@@ -10,6 +10,7 @@ mod discovery;
 mod errors;
 mod faults;
 mod groups;
+mod hardening;
 mod patch;
 mod properties;
 mod query;

@@ -253,7 +253,7 @@ fn fold(def: &Attribute, s: &str) -> String {
     if def.case_exact {
         s.to_owned()
     } else {
-        s.to_lowercase()
+        crate::scim::resource::caseless(s)
     }
 }
 

@@ -7,4 +7,4 @@ mod parser;
 
 pub use ast::{AttrPath, CompValue, CompareOp, Filter, PatchPath};
 pub use eval::{Scope, matches, validate};
-pub use parser::{MAX_DEPTH, MAX_LEN, ParseError, parse_filter, parse_path};
+pub use parser::{MAX_DEPTH, MAX_LEN, MAX_TERMS, ParseError, parse_filter, parse_path};

@@ -6,7 +6,8 @@
 //! original (atomicity). The result is validated against the schema as a
 //! whole, exactly as a PUT body would be.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -16,7 +17,7 @@ use crate::scim::error::{ScimError, ScimType};
 use crate::scim::filter::{self, CompValue, CompareOp, Filter, PatchPath, Scope};
 use crate::scim::membership::{self, Removal};
 use crate::scim::path::{self, Container, Resolved, Target};
-use crate::scim::resource::{self, normalize_single, normalize_value};
+use crate::scim::resource::{self, MAX_VALUES, normalize_single, normalize_value};
 use crate::scim::schema::{AttrType, Attribute, Mutability, ResourceType, Schema};
 
 fn invalid_path(detail: impl Into<String>) -> ScimError {
@@ -397,8 +398,9 @@ impl Engine<'_> {
         {
             return;
         }
+        let touched = marks(items.len(), touched);
         for (i, item) in items.iter_mut().enumerate() {
-            if !touched.contains(&i)
+            if !touched[i]
                 && is_primary(item)
                 && let Some(obj) = item.as_object_mut()
             {
@@ -463,19 +465,39 @@ impl Engine<'_> {
                         Value::Null => Vec::new(),
                         single => vec![single],
                     };
+                    // Values already present are found by their JSON text
+                    // (canonical: keys sorted), so adding n values to m is
+                    // O(n + m), not O(n * m).
                     let mut touched = Vec::new();
+                    let mut present: HashMap<String, usize> = self
+                        .items_mut(r)
+                        .iter()
+                        .enumerate()
+                        .rev() // the first of equal values wins
+                        .map(|(i, e)| (e.to_string(), i))
+                        .collect();
                     for v in values {
                         let Some(element) = self.element_for(r.attr, v)? else {
                             continue;
                         };
                         let items = self.items_mut(r);
-                        match items.iter().position(|e| *e == element) {
-                            Some(i) => touched.push(i),
-                            None => {
+                        match present.entry(element.to_string()) {
+                            Entry::Occupied(at) => touched.push(*at.get()),
+                            Entry::Vacant(slot) => {
+                                slot.insert(items.len());
+                                touched.push(items.len());
                                 items.push(element);
-                                touched.push(items.len() - 1);
                             }
                         }
+                    }
+                    // Checked here, not only when the result is validated,
+                    // so that later operations never scan an oversized list.
+                    let count = self.items_mut(r).len();
+                    if count > MAX_VALUES {
+                        return Err(ScimError::invalid_value(format!(
+                            "attribute '{}' would have {count} values; at most {MAX_VALUES} are accepted",
+                            r.attr.name
+                        )));
                     }
                     self.settle_primary(r, &touched);
                     self.tidy(r);
@@ -555,9 +577,10 @@ impl Engine<'_> {
 
     fn remove_at(&mut self, r: Resolved, at: &[usize]) -> Result<(), ScimError> {
         let items = self.items_mut(r);
+        let gone = marks(items.len(), at);
         let mut i = 0;
         items.retain(|_| {
-            let keep = !at.contains(&i);
+            let keep = !gone[i];
             i += 1;
             keep
         });
@@ -648,6 +671,17 @@ impl Engine<'_> {
         self.tidy(r);
         Ok(())
     }
+}
+
+/// `len` flags, set at `at`: a set of indices with O(1) membership.
+fn marks(len: usize, at: &[usize]) -> Vec<bool> {
+    let mut flags = vec![false; len];
+    for &i in at {
+        if let Some(f) = flags.get_mut(i) {
+            *f = true;
+        }
+    }
+    flags
 }
 
 /// The value a filter of `eq` comparisons joined by `and` describes:

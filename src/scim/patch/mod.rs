@@ -8,4 +8,4 @@ mod engine;
 mod parse;
 
 pub use engine::apply;
-pub use parse::{MAX_OPERATIONS, OpKind, Operation, PATCH_OP_URN, parse_request};
+pub use parse::{MAX_OPERATIONS, OpKind, Operation, PATCH_OP_URN, parse_request, weight};

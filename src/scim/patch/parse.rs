@@ -125,3 +125,15 @@ fn parse_operation(i: usize, op: &Value, quirks: &mut Quirks) -> Result<Operatio
         value,
     })
 }
+
+/// How many values `ops` carry (an array counts its elements): what the
+/// engine's work grows with, for deciding where to run it.
+pub fn weight(ops: &[Operation]) -> usize {
+    ops.iter()
+        .map(|op| match &op.value {
+            Some(Value::Array(items)) => items.len().max(1),
+            Some(Value::Object(map)) => map.len().max(1),
+            _ => 1,
+        })
+        .sum()
+}

@@ -37,7 +37,7 @@ fn fold(def: &Attribute, s: &str) -> String {
     if def.case_exact {
         s.to_owned()
     } else {
-        s.to_lowercase()
+        crate::scim::resource::caseless(s)
     }
 }
 
@@ -177,7 +177,11 @@ impl Compiler<'_> {
     /// `emails.value eq "…"` through the GIN index on `email_keys`.
     fn email_index(&mut self, address: &str) -> String {
         self.uses_email_index = true;
-        let key = format!("{}:{}", self.scope.tenant_id(), address.to_lowercase());
+        let key = format!(
+            "{}:{}",
+            self.scope.tenant_id(),
+            crate::scim::resource::caseless(address)
+        );
         let p = self.sql.bind(Bind::TextArray(vec![key]));
         format!("(u.email_keys @> {p}::text[])")
     }

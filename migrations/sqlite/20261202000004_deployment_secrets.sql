@@ -1,0 +1,7 @@
+-- Secrets shared by every process of a deployment (the key that signs
+-- cursors), created on first use.
+CREATE TABLE deployment_secrets (
+    name        TEXT PRIMARY KEY,
+    secret      BLOB NOT NULL,
+    created_at  INTEGER NOT NULL
+) STRICT;
