@@ -19,13 +19,18 @@ fn host_port(app: &TestApp) -> String {
     app.origin.trim_start_matches("http://").to_owned()
 }
 
-/// Reads from `stream` until the server closes it or `within` passes;
-/// what it sent, or `None` if it kept the connection open.
-async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
+/// Reads from `stream` until `done` says what arrived is complete or the
+/// server closes the connection (`Some` of what it sent), or `within`
+/// passes first (`None`).
+async fn read_until(
+    stream: &mut TcpStream,
+    within: Duration,
+    done: impl Fn(&[u8]) -> bool,
+) -> Option<Vec<u8>> {
     let deadline = Instant::now() + within;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
-    loop {
+    while !done(&got) {
         match timeout(
             deadline.saturating_duration_since(Instant::now()),
             stream.read(&mut buf),
@@ -33,44 +38,29 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<V
         .await
         {
             Err(_) => return None,
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(got),
+            Ok(Ok(0)) | Ok(Err(_)) => break,
             Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
         }
     }
+    Some(got)
 }
 
-/// Reads one HTTP/1.1 response (head, and a body of its Content-Length);
-/// `None` if it has not arrived within `within`.
-async fn read_response(stream: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
-    let deadline = Instant::now() + within;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let text = String::from_utf8_lossy(&got).to_string();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length = text[..end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            if got.len() >= end + 4 + length {
-                return Some(got);
-            }
-        }
-        match timeout(
-            deadline.saturating_duration_since(Instant::now()),
-            stream.read(&mut buf),
-        )
-        .await
-        {
-            Err(_) => return None,
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(got),
-            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-        }
-    }
+/// Whether `raw` holds a whole HTTP/1.1 response: its head, and a body of
+/// its Content-Length.
+fn whole_response(raw: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(raw);
+    let Some(end) = text.find("\r\n\r\n") else {
+        return false;
+    };
+    let length = text[..end]
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    raw.len() >= end + 4 + length
 }
 
 /// The status line and the body of a raw HTTP/1.1 response.
@@ -134,7 +124,7 @@ both_backends! {
         let (status, _) = json_of(app.req(Method::GET, "/Users").send().await.unwrap()).await;
         assert_eq!(status, StatusCode::OK);
         for mut hog in hogs {
-            let got = read_until_closed(&mut hog, Duration::from_secs(10)).await;
+            let got = read_until(&mut hog, Duration::from_secs(10), |_| false).await;
             assert!(got.is_some(), "an idle or slow connection stayed open");
         }
         assert!(drip.await.unwrap(), "the trickling connection was never closed");
@@ -149,7 +139,7 @@ both_backends! {
             app.token
         );
         s.write_all(head.as_bytes()).await.unwrap();
-        let raw = read_response(&mut s, Duration::from_secs(5)).await.expect("answered without waiting for the body");
+        let raw = read_until(&mut s, Duration::from_secs(5), whole_response).await.expect("answered without waiting for the body");
         let (status, body) = status_and_body(&raw);
         assert_eq!(status, 413, "{}", String::from_utf8_lossy(&raw));
         assert_eq!(body["status"], "413", "a SCIM error body: {body}");
