@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::etag::IfMatch;
 use super::extract::{BaseUrl, QueryParams, ScimJson, TenantAdmin};
 use super::list::{self, ListRequest};
-use super::response::{not_modified_response, resource_response, scim_response};
+use super::response::{empty_response, resource_response, scim_response};
 use crate::scim::compat::Quirks;
 use crate::scim::membership::{self, MemberChange, NewMember};
 use crate::scim::patch;
@@ -23,7 +23,7 @@ use crate::scim::resource::{self, Meta, etag};
 use crate::scim::schema::{Attribute, GROUP_RESOURCE};
 use crate::scim::{ScimError, ScimType};
 use crate::store::{
-    GroupWrite, Member, MemberPage, ModifyError, StoreError, StoredGroup, TenantScope,
+    GroupWrite, GroupWritten, Member, MemberPage, ModifyError, StoreError, StoredGroup, TenantScope,
 };
 
 fn location(base: &BaseUrl, id: Uuid) -> String {
@@ -182,6 +182,28 @@ async fn render_one(
     Ok(render(base, group, Some(&page.members), projection))
 }
 
+/// The response to a write: the group as `projection` shows it, its ETag,
+/// and for a create its `Location`.
+async fn written_response(
+    state: &AppState,
+    scope: TenantScope,
+    base: &BaseUrl,
+    written: &GroupWritten,
+    projection: &Projection,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let group = &written.group;
+    let known = written.members.as_deref();
+    let body = render_one(state, scope, base, group, known, projection).await?;
+    let location = (status == StatusCode::CREATED).then(|| location(base, group.id));
+    Ok(resource_response(
+        status,
+        &body,
+        &etag(group.version),
+        location.as_deref(),
+    ))
+}
+
 /// Validates a POST/PUT body; returns the document and the members.
 fn document_and_members(
     body: Value,
@@ -210,22 +232,15 @@ pub async fn create(
         .store()
         .create_group(scope, GroupWrite::from_doc(doc), members)
         .await?;
-    let group = &written.group;
-    let body = render_one(
+    written_response(
         &state,
         scope,
         &base,
-        group,
-        written.members.as_deref(),
+        &written,
         &projection,
-    )
-    .await?;
-    Ok(resource_response(
         StatusCode::CREATED,
-        &body,
-        &etag(group.version),
-        Some(&location(&base, group.id)),
-    ))
+    )
+    .await
 }
 
 pub async fn get(
@@ -243,7 +258,10 @@ pub async fn get(
         .await?
         .ok_or_else(|| not_found(&id))?;
     if super::etag::not_modified(&headers, group.version)? {
-        return Ok(not_modified_response(&etag(group.version)));
+        return Ok(empty_response(
+            StatusCode::NOT_MODIFIED,
+            &etag(group.version),
+        ));
     }
     let body = render_one(&state, scope, &base, &group, None, &projection(&params)).await?;
     Ok(resource_response(
@@ -338,21 +356,7 @@ pub async fn replace(
         )
         .await
         .map_err(|e| modify_error(&id, e))?;
-    let body = render_one(
-        &state,
-        scope,
-        &base,
-        &written.group,
-        written.members.as_deref(),
-        &projection,
-    )
-    .await?;
-    Ok(resource_response(
-        StatusCode::OK,
-        &body,
-        &etag(written.group.version),
-        None,
-    ))
+    written_response(&state, scope, &base, &written, &projection, StatusCode::OK).await
 }
 
 fn modify_error(id: &str, e: ModifyError<ScimError>) -> ApiError {
@@ -432,27 +436,13 @@ pub async fn patch(
     };
     let asked = params.get("attributes").is_some() || params.get("excludedAttributes").is_some();
     if !asked {
-        let mut resp = StatusCode::NO_CONTENT.into_response();
-        if let Ok(v) = etag(written.group.version).parse() {
-            resp.headers_mut().insert(axum::http::header::ETAG, v);
-        }
-        return Ok(resp);
+        return Ok(empty_response(
+            StatusCode::NO_CONTENT,
+            &etag(written.group.version),
+        ));
     }
-    let body = render_one(
-        &state,
-        scope,
-        &base,
-        &written.group,
-        written.members.as_deref(),
-        &projection(&params),
-    )
-    .await?;
-    Ok(resource_response(
-        StatusCode::OK,
-        &body,
-        &etag(written.group.version),
-        None,
-    ))
+    let projection = projection(&params);
+    written_response(&state, scope, &base, &written, &projection, StatusCode::OK).await
 }
 
 pub async fn delete(

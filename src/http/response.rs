@@ -38,9 +38,10 @@ pub fn resource_response(
     resp
 }
 
-/// `304 Not Modified` with the resource's `ETag` and no body.
-pub fn not_modified_response(etag: &str) -> Response {
-    let mut resp = StatusCode::NOT_MODIFIED.into_response();
+/// A response without a body that carries the resource's `ETag` (`204`
+/// after a PATCH, `304 Not Modified`).
+pub fn empty_response(status: StatusCode, etag: &str) -> Response {
+    let mut resp = status.into_response();
     if let Ok(v) = HeaderValue::from_str(etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }

@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::etag::IfMatch;
 use super::extract::{BaseUrl, QueryParams, ScimJson, TenantAdmin};
 use super::list::{self, ListRequest};
-use super::response::{not_modified_response, resource_response, scim_response};
+use super::response::{empty_response, resource_response, scim_response};
 use crate::scim::ScimError;
 use crate::scim::compat::Quirks;
 use crate::scim::patch;
@@ -123,7 +123,7 @@ pub async fn get(
         .ok_or_else(|| not_found(&id))?;
     let version = user.version;
     if super::etag::not_modified(&headers, version)? {
-        return Ok(not_modified_response(&etag(version)));
+        return Ok(empty_response(StatusCode::NOT_MODIFIED, &etag(version)));
     }
     Ok(resource_response(
         StatusCode::OK,
