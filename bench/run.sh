@@ -80,8 +80,16 @@ run_wrk() { # backend op
 }
 ops="${OPS:-patch put get_filter get_id post group_add entra_sync page_first page_last}"
 # The cursor (RFC 9865) of the tenant's last page of 100 users: pages run in
-# id order, so it names the 101st-largest id. Arguments: that id.
-last_cursor() { python3 -c 'import base64,sys; print(base64.urlsafe_b64encode(("n" + sys.argv[1]).encode()).decode().rstrip("="))' "$1"; }
+# id order, so it names the 101st-largest id. Cursors are signed with the
+# deployment's secret (src/http/cursor.rs: 'n', the id's bytes, the first 16
+# bytes of HMAC-SHA-256 over both; base64url). Arguments: that id, the
+# secret in hex.
+last_cursor() {
+  python3 -c 'import base64,hashlib,hmac,sys,uuid
+body = b"n" + uuid.UUID(sys.argv[1]).bytes
+tag = hmac.new(bytes.fromhex(sys.argv[2]), body, hashlib.sha256).digest()[:16]
+print(base64.urlsafe_b64encode(body + tag).decode().rstrip("="))' "$1" "$2"
+}
 ceilings="${CEILINGS-a_rmw b_update_returning c_point_select d_insert e_hot_group}"
 
 if [[ " $BACKENDS " == *" postgres "* ]]; then
@@ -94,7 +102,8 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
   export GROUP; GROUP="$(big_group)"
   psql "$url" -q -v ON_ERROR_STOP=1 -v t="$tenant" -v n="$N" -v extra="$EXTRA" -v gid="$GROUP" -f "$root/bench/seed.sql" >/dev/null
   export IDS="$work/ids-postgres.txt"
-  export LAST_CURSOR; LAST_CURSOR="$(last_cursor "$(psql "$url" -qAtc "SELECT id FROM users WHERE tenant_id = '$tenant' ORDER BY id DESC LIMIT 1 OFFSET 100")")"
+  export LAST_CURSOR; LAST_CURSOR="$(last_cursor "$(psql "$url" -qAtc "SELECT id FROM users WHERE tenant_id = '$tenant' ORDER BY id DESC LIMIT 1 OFFSET 100")" \
+    "$(psql "$url" -qAtc "SELECT encode(secret, 'hex') FROM deployment_secrets WHERE name = 'cursor-hmac'")")"
   psql "$url" -qAtc "SELECT id || ' ' || user_name FROM users WHERE tenant_id = '$tenant' AND user_name ~ '^u[0-9]+$' ORDER BY substr(user_name, 2)::int" >"$IDS"
   echo "== PostgreSQL ceilings (pgbench)"
   for c in $ceilings; do
@@ -122,7 +131,8 @@ if [[ " $BACKENDS " == *" sqlite "* ]]; then
   export GROUP; GROUP="$(big_group)"
   python3 "$root/bench/seed_sqlite.py" "$file" "$tenant" "$N" "$EXTRA" "$GROUP"
   export IDS="$file.ids"
-  export LAST_CURSOR; LAST_CURSOR="$(last_cursor "$(sqlite3 "$file" "SELECT id FROM users WHERE tenant_id = '$tenant' ORDER BY id DESC LIMIT 1 OFFSET 100")")"
+  export LAST_CURSOR; LAST_CURSOR="$(last_cursor "$(sqlite3 "$file" "SELECT id FROM users WHERE tenant_id = '$tenant' ORDER BY id DESC LIMIT 1 OFFSET 100")" \
+    "$(sqlite3 "$file" "SELECT hex(secret) FROM deployment_secrets WHERE name = 'cursor-hmac'")")"
   echo "== scimd on SQLite (wrk)"
   for op in $ops; do run_wrk sqlite "$op"; done
   stop_scimd sqlite
