@@ -1,5 +1,7 @@
 //! `If-Match` preconditions (RFC 9110 §13.1.1) over resource versions.
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, header};
 
 use crate::scim::ScimError;
@@ -42,15 +44,32 @@ fn parse_tags(headers: &HeaderMap, name: HeaderName) -> Result<Option<IfMatch>, 
     Ok(Some(IfMatch::Versions(versions)))
 }
 
-/// `If-None-Match` on a GET (RFC 7644 §3.14, RFC 9110 §13.1.2): whether the
-/// client's copy is current (a tag names `version`, or `*`), so that the
-/// answer is `304 Not Modified` without a body.
-pub fn not_modified(headers: &HeaderMap, version: i64) -> Result<bool, ScimError> {
-    Ok(match parse_tags(headers, header::IF_NONE_MATCH)? {
-        None => false,
-        Some(IfMatch::Any) => true,
-        Some(IfMatch::Versions(v)) => v.contains(&version),
-    })
+/// `If-None-Match` on a GET (RFC 7644 §3.14, RFC 9110 §13.1.2): the one
+/// header, taken from the request without copying the others.
+pub struct IfNoneMatch(HeaderMap);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let mut one = HeaderMap::new();
+        if let Some(v) = parts.headers.get(header::IF_NONE_MATCH) {
+            one.insert(header::IF_NONE_MATCH, v.clone());
+        }
+        Ok(IfNoneMatch(one))
+    }
+}
+
+impl IfNoneMatch {
+    /// Whether the client's copy is current (a tag names `version`, or
+    /// `*`), so that the answer is `304 Not Modified` without a body.
+    pub fn not_modified(&self, version: i64) -> Result<bool, ScimError> {
+        Ok(match parse_tags(&self.0, header::IF_NONE_MATCH)? {
+            None => false,
+            Some(IfMatch::Any) => true,
+            Some(IfMatch::Versions(v)) => v.contains(&version),
+        })
+    }
 }
 
 impl IfMatch {
@@ -99,14 +118,14 @@ mod tests {
     #[test]
     fn if_none_match() {
         let mut h = HeaderMap::new();
-        assert!(!not_modified(&h, 3).unwrap());
+        assert!(!IfNoneMatch(h.clone()).not_modified(3).unwrap());
         h.insert(
             "if-none-match",
             HeaderValue::from_static("W/\"2\", W/\"3\""),
         );
-        assert!(not_modified(&h, 3).unwrap());
-        assert!(!not_modified(&h, 4).unwrap());
+        assert!(IfNoneMatch(h.clone()).not_modified(3).unwrap());
+        assert!(!IfNoneMatch(h.clone()).not_modified(4).unwrap());
         h.insert("if-none-match", HeaderValue::from_static("*"));
-        assert!(not_modified(&h, 9).unwrap());
+        assert!(IfNoneMatch(h).not_modified(9).unwrap());
     }
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
-use super::etag::IfMatch;
+use super::etag::{IfMatch, IfNoneMatch};
 use super::extract::{BaseUrl, QueryParams, ScimJson, TenantAdmin};
 use super::list::{self, ListRequest};
 use super::response::{empty_response, resource_response, scim_response};
@@ -249,7 +249,7 @@ pub async fn get(
     base: BaseUrl,
     Path(id): Path<String>,
     params: QueryParams,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let uuid = parse_id(&id)?;
     let group = state
@@ -257,7 +257,7 @@ pub async fn get(
         .get_group(scope, uuid)
         .await?
         .ok_or_else(|| not_found(&id))?;
-    if super::etag::not_modified(&headers, group.version)? {
+    if if_none_match.not_modified(group.version)? {
         return Ok(empty_response(
             StatusCode::NOT_MODIFIED,
             &etag(group.version),

@@ -6,10 +6,13 @@
 //! `listener.rs`), so that ours, with their SCIM bodies, are the ones a
 //! client meets.
 
-use axum::extract::{Request, State};
-use axum::http::header;
-use axum::middleware::Next;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::http::{Request, header};
 use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
 
 use super::error::ApiError;
 use crate::scim::ScimError;
@@ -22,22 +25,80 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// Most header fields accepted in one request.
 pub const MAX_HEADERS: usize = 100;
 
-/// The body limit the middleware enforces on declared lengths.
+/// The layer that refuses oversized requests before the service sees them.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+pub struct RequestLimitsLayer {
+    pub body_limit: usize,
+}
 
-pub async fn check(
-    State(BodyLimit(body_limit)): State<BodyLimit>,
-    req: Request,
-    next: Next,
-) -> Response {
-    match too_large(&req, body_limit) {
-        Some(err) => ApiError(err).into_response(),
-        None => next.run(req).await,
+impl<S> Layer<S> for RequestLimitsLayer {
+    type Service = RequestLimits<S>;
+    fn layer(&self, inner: S) -> RequestLimits<S> {
+        RequestLimits {
+            inner,
+            body_limit: self.body_limit,
+        }
     }
 }
 
-fn too_large(req: &Request, body_limit: usize) -> Option<ScimError> {
+/// See [`RequestLimitsLayer`]. A plain service with its own future: this
+/// runs for every request, so it boxes nothing and clones nothing.
+#[derive(Debug, Clone)]
+pub struct RequestLimits<S> {
+    inner: S,
+    body_limit: usize,
+}
+
+impl<S, B> Service<Request<B>> for RequestLimits<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = LimitsFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        match too_large(&req, self.body_limit) {
+            Some(err) => LimitsFuture::Refused {
+                response: Some(ApiError(err).into_response()),
+            },
+            None => LimitsFuture::Inner {
+                future: self.inner.call(req),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The refusal, or the inner service's future.
+    #[project = LimitsProj]
+    pub enum LimitsFuture<F> {
+        Refused { response: Option<Response> },
+        Inner { #[pin] future: F },
+    }
+}
+
+impl<F, E> Future for LimitsFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            LimitsProj::Refused { response } => {
+                Poll::Ready(Ok(response.take().expect("a refusal is answered once")))
+            }
+            LimitsProj::Inner { future } => future.poll(cx),
+        }
+    }
+}
+
+fn too_large<B>(req: &Request<B>, body_limit: usize) -> Option<ScimError> {
     let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if target > MAX_URI_BYTES {
         return Some(ScimError::new(

@@ -249,10 +249,9 @@ pub fn app(state: AppState) -> Router {
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(tower::util::MapResponseLayer::new(error::scimify_errors))
             .layer(CatchPanicLayer::new())
-            .layer(axum::middleware::from_fn_with_state(
-                limits::BodyLimit(settings.body_limit),
-                limits::check,
-            ))
+            .layer(limits::RequestLimitsLayer {
+                body_limit: settings.body_limit,
+            })
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::SERVICE_UNAVAILABLE,
                 settings.request_timeout,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
-use super::etag::IfMatch;
+use super::etag::{IfMatch, IfNoneMatch};
 use super::extract::{BaseUrl, QueryParams, ScimJson, TenantAdmin};
 use super::list::{self, ListRequest};
 use super::response::{empty_response, resource_response, scim_response};
@@ -113,7 +113,7 @@ pub async fn get(
     base: BaseUrl,
     Path(id): Path<String>,
     params: QueryParams,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let uuid = parse_id(&id)?;
     let user = state
@@ -122,7 +122,7 @@ pub async fn get(
         .await?
         .ok_or_else(|| not_found(&id))?;
     let version = user.version;
-    if super::etag::not_modified(&headers, version)? {
+    if if_none_match.not_modified(version)? {
         return Ok(empty_response(StatusCode::NOT_MODIFIED, &etag(version)));
     }
     Ok(resource_response(
