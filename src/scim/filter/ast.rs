@@ -84,9 +84,9 @@ pub enum Filter {
 }
 
 impl Filter {
-    /// The strings `value eq "…"` (or an `or` of such) selects, as in
-    /// `members[value eq "a" or value eq "b"]`; `None` for any other shape.
-    pub fn value_eq_strings(&self) -> Option<Vec<String>> {
+    /// The string of a `value eq "…"` comparison (the value of a
+    /// multi-valued attribute's element); `None` for anything else.
+    pub fn value_eq(&self) -> Option<&str> {
         match self {
             Filter::Compare {
                 path,
@@ -96,8 +96,19 @@ impl Filter {
                 && path.sub.is_none()
                 && path.name.eq_ignore_ascii_case("value") =>
             {
-                Some(vec![s.clone()])
+                Some(s)
             }
+            _ => None,
+        }
+    }
+
+    /// The strings `value eq "…"` (or an `or` of such) selects, as in
+    /// `members[value eq "a" or value eq "b"]`; `None` for any other shape.
+    pub fn value_eq_strings(&self) -> Option<Vec<String>> {
+        if let Some(s) = self.value_eq() {
+            return Some(vec![s.to_owned()]);
+        }
+        match self {
             Filter::Or(a, b) => {
                 let mut all = a.value_eq_strings()?;
                 all.extend(b.value_eq_strings()?);

@@ -604,18 +604,8 @@ impl ElementCompiler<'_> {
 /// `value eq "…"` at the top of an `and` chain.
 fn value_eq(f: &Filter) -> Option<String> {
     match f {
-        Filter::Compare {
-            path,
-            op: CompareOp::Eq,
-            value: CompValue::String(s),
-        } if path.uri.is_none()
-            && path.sub.is_none()
-            && path.name.eq_ignore_ascii_case("value") =>
-        {
-            Some(s.clone())
-        }
         Filter::And(a, b) => value_eq(a).or_else(|| value_eq(b)),
-        _ => None,
+        leaf => leaf.value_eq().map(str::to_owned),
     }
 }
 
