@@ -106,6 +106,22 @@ def render(path):
             p99_note = "" if p99 <= 20 else " (> 20 ms)"
             out.append(f"| {label} | {median(rs, 'rps'):.0f} | {median(rs, 'p50_ms'):.2f} ms | {p99:.2f} ms{p99_note} | "
                        f"{median(rs, 'max_ms'):.1f} ms | {sum(r['errors'] for r in rs)} | {ratio} | {goal} |")
+        costs = []
+        for op, label, _, _ in OPS:
+            on, off = by.get((backend, f"{op}+events")), by.get((backend, f"{op}-events"))
+            if on and off:
+                costs.append(f"| {label} | {median(on, 'rps'):.0f} | {median(off, 'rps'):.0f} | "
+                             f"{median(on, 'rps') / median(off, 'rps'):.2f} | {median(on, 'p99_ms'):.2f} ms | "
+                             f"{median(off, 'p99_ms'):.2f} ms |")
+        if costs:
+            out += ["", "Change events on and off (`SCIMD_EVENTS`), the two alternated run by run:", "",
+                    "| operation | req/s with events | req/s without | ratio | p99 with | p99 without |",
+                    "|---|---|---|---|---|---|"] + costs
+        read = by.get((backend, "events_read"))
+        if read:
+            r = read[-1]
+            out.append(f"\nChange events read over the API (one client, `limit=1000`): "
+                       f"{r['events']} events in {r['seconds']:.2f} s, {r['events_per_s']:.0f} events/s.")
         rss = by.get((backend, "rss"))
         if rss:
             out.append(f"\nscimd peak RSS (VmHWM) over the whole run: {max(r['kib'] for r in rss) / 1024:.1f} MiB.")

@@ -8,6 +8,9 @@
 # RUNS (3, the median is reported), BACKENDS ("postgres sqlite"),
 # TEST_DATABASE_URL (else postgres://postgres@127.0.0.1:5432/postgres);
 # OPS and CEILINGS narrow what runs (for profiling one operation);
+# EVENT_OPS ("patch post group_add") run again alternating a scimd with
+# change events on and one with them off (SCIMD_EVENTS=false), for what
+# events cost; then the events are read back over the API (events/s);
 # BENCH_OUT (BENCHMARKS.md) is where the table goes.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -42,10 +45,10 @@ pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; }
 trap cleanup EXIT
 
-start_scimd() { # url
+start_scimd() { # url [events: true|false]
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   DATABASE_URL="$1" SCIMD_BIND="127.0.0.1:$port" SCIMD_BOOTSTRAP_TOKEN="$TOKEN" SCIMD_DB_POOL_SIZE=16 RUST_LOG=warn \
-    "$bin" serve >"$work/scimd.log" 2>&1 &
+    SCIMD_EVENTS="${2:-true}" "$bin" serve >"$work/scimd.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "scimd did not start" >&2; cat "$work/scimd.log" >&2; exit 1
@@ -69,15 +72,40 @@ settle() { # backend
     sqlite) sqlite3 "$file" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null ;;
   esac
 }
+wrk_once() { # backend op run [label]
+  local label="${4:-$2}"
+  settle "$1"
+  wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$root/bench/lua/$2.lua" "http://127.0.0.1:$port" >"$work/wrk-$1-$label-$3.txt"
+  python3 "$root/bench/report.py" wrk "$work/wrk-$1-$label-$3.txt" |
+    python3 -c "import json,sys; d=json.load(sys.stdin); d.update(backend='$1', op='$label', run=$3); print(json.dumps(d))" >>"$results"
+}
 run_wrk() { # backend op
-  for r in $(seq 1 "$RUNS"); do
-    settle "$1"
-    wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$root/bench/lua/$2.lua" "http://127.0.0.1:$port" >"$work/wrk-$1-$2-$r.txt"
-    python3 "$root/bench/report.py" wrk "$work/wrk-$1-$2-$r.txt" |
-      python3 -c "import json,sys; d=json.load(sys.stdin); d.update(backend='$1', op='$2', run=$r); print(json.dumps(d))" >>"$results"
-  done
+  for r in $(seq 1 "$RUNS"); do wrk_once "$1" "$2" "$r"; done
   echo "   $1 $2: $(tail -1 "$results")"
 }
+# What change events cost: each of EVENT_OPS run by a scimd with events on
+# (label OP+events) and one with them off (OP-events), alternated, RUNS
+# times; then the recorded events read back over the API. Arguments:
+# backend, database URL.
+event_costs() {
+  [ -n "$event_ops" ] || return 0
+  stop_scimd "$1"
+  for op in $event_ops; do
+    for r in $(seq 1 "$RUNS"); do
+      for events in true false; do
+        start_scimd "$2" "$events"
+        wrk_once "$1" "$op" "$r" "$op$([ "$events" = true ] && echo + || echo -)events"
+        kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+      done
+    done
+    echo "   $1 $op with/without events: $(tail -2 "$results" | tr '\n' ' ')"
+  done
+  start_scimd "$2"
+  python3 "$root/bench/events_read.py" "http://127.0.0.1:$port" "$TOKEN" 200000 20 |
+    python3 -c "import json,sys; d=json.load(sys.stdin); d.update(backend='$1', op='events_read'); print(json.dumps(d))" >>"$results"
+  echo "   $1 events read: $(tail -1 "$results")"
+}
+event_ops="${EVENT_OPS-patch post group_add}"
 ops="${OPS:-patch put get_filter get_id post group_add entra_sync page_first page_last}"
 # The cursor (RFC 9865) of the tenant's last page of 100 users: pages run in
 # id order, so it names the 101st-largest id. Cursors are signed with the
@@ -118,6 +146,7 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
   done
   echo "== scimd on PostgreSQL (wrk)"
   for op in $ops; do run_wrk postgres "$op"; done
+  event_costs postgres "$url"
   stop_scimd postgres
   psql "$admin_url" -qAtc "DROP DATABASE $db WITH (FORCE)" >/dev/null
 fi
@@ -135,6 +164,7 @@ if [[ " $BACKENDS " == *" sqlite "* ]]; then
     "$(sqlite3 "$file" "SELECT hex(secret) FROM deployment_secrets WHERE name = 'cursor-hmac'")")"
   echo "== scimd on SQLite (wrk)"
   for op in $ops; do run_wrk sqlite "$op"; done
+  event_costs sqlite "sqlite://$file"
   stop_scimd sqlite
 fi
 

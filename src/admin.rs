@@ -202,3 +202,63 @@ pub async fn bootstrap(store: &Store, bootstrap_token: Option<&str>) -> Result<B
     .await?;
     Ok(Bootstrap::FirstStart(key))
 }
+
+/// `scimd events tail`: prints the tenant's change events after `after` (a
+/// cursor; from the oldest retained event without one) as JSON lines, as
+/// `GET /api/v1/events` shows them; with `follow`, keeps printing new ones
+/// until interrupted. `base_url` is the public SCIM base URL for `data`.
+pub async fn tail_events(
+    store: &Store,
+    project_id: &str,
+    tenant: &str,
+    after: Option<&str>,
+    follow: bool,
+    base_url: &str,
+    out: &mut impl std::io::Write,
+) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use crate::http::events::{decode_cursor, render_event};
+    let tenant = store
+        .find_tenant(project_id, tenant)
+        .await?
+        .ok_or_else(|| AdminError::TenantNotFound(tenant.to_owned()))?;
+    let scope = crate::store::TenantScope::new(tenant.id);
+    let key = crate::http::cursor::CursorKey::new(
+        &store
+            .deployment_secret(crate::http::cursor::SECRET_NAME)
+            .await?,
+    );
+    let start = match after {
+        None => crate::store::Position::START,
+        Some(text) => decode_cursor(&key, scope, text)
+            .ok_or_else(|| format!("'{text}' is not an event cursor of this tenant"))?,
+    };
+    if after.is_some() && start < store.event_horizon(scope).await? {
+        return Err("the cursor is older than the retained events (SCIMD_EVENT_RETENTION)".into());
+    }
+    let base = crate::http::extract::BaseUrl(format!(
+        "{}{}",
+        base_url.trim_end_matches('/'),
+        crate::http::SCIM_PREFIX
+    ));
+    let mut query = crate::store::EventQuery {
+        after: start,
+        limit: crate::http::events::MAX_LIMIT,
+        types: Vec::new(),
+        resource_id: None,
+    };
+    loop {
+        let page = store.read_events(scope, &query).await?;
+        for event in &page.events {
+            writeln!(out, "{}", render_event(&key, scope, &base, event))?;
+        }
+        out.flush()?;
+        query.after = page.next;
+        if page.has_more {
+            continue;
+        }
+        if !follow {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}

@@ -111,6 +111,15 @@ pub struct Config {
     #[arg(long, env = "SCIMD_AUTH_CACHE_TTL", default_value = "5s", value_parser = parse_duration, global = true)]
     pub auth_cache_ttl: Duration,
 
+    /// Record a change event with every write of a User or Group
+    /// (`/api/v1/events`). Off only to measure what events cost.
+    #[arg(long, env = "SCIMD_EVENTS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub events: bool,
+
+    /// How long change events are kept; a cursor older than that is `410 Gone`.
+    #[arg(long, env = "SCIMD_EVENT_RETENTION", default_value = "30d", value_parser = parse_duration, global = true)]
+    pub event_retention: Duration,
+
     /// `<ProjectId>:<AccessKey>` to provision at start (containers, automation).
     #[arg(
         long,
@@ -147,6 +156,7 @@ impl Config {
             body_limit: self.body_limit,
             max_group_members: self.max_group_members,
             request_timeout: self.request_timeout,
+            events: self.events,
         }
     }
 }

@@ -32,6 +32,27 @@ enum Command {
     /// Manage projects, tenants and access keys.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Read change events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Print a tenant's change events as JSON lines, oldest first.
+    Tail {
+        #[arg(long)]
+        project: String,
+        /// Tenant id or name.
+        #[arg(long)]
+        tenant: String,
+        /// Start after this cursor (an event's `cursor` or a `nextCursor`).
+        #[arg(long)]
+        after: Option<String>,
+        /// Keep printing new events until interrupted.
+        #[arg(long)]
+        follow: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +153,27 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             return Ok(());
         }
         Command::Admin(cmd) => cmd,
+        Command::Events(EventsCommand::Tail {
+            project,
+            tenant,
+            after,
+            follow,
+        }) => {
+            let store = server::open_store(&config).await?;
+            let base = server::local_url(&config);
+            let result = admin::tail_events(
+                &store,
+                &project,
+                &tenant,
+                after.as_deref(),
+                follow,
+                &base,
+                &mut std::io::stdout().lock(),
+            )
+            .await;
+            store.close().await;
+            return result;
+        }
     };
     let store = server::open_store(&config).await?;
     let result = run_admin(&store, admin_cmd).await;

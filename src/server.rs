@@ -22,7 +22,7 @@ pub async fn open_store(config: &Config) -> Result<Store, BoxError> {
 }
 
 /// The URL a person on this machine would use to reach the server.
-fn local_url(config: &Config) -> String {
+pub fn local_url(config: &Config) -> String {
     if let Some(url) = &config.public_url {
         return url.trim_end_matches('/').to_owned();
     }
@@ -68,6 +68,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     let state = AppState::open(store.clone(), config.http(), config.auth_cache_ttl)
         .await
         .map_err(|e| format!("cannot read the deployment's secrets: {e}"))?;
+    let retention = tokio::spawn(keep_events_for(store.clone(), config.event_retention));
     let listener = TcpListener::bind(config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
@@ -79,9 +80,32 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
         shutdown_signal(),
     )
     .await;
+    retention.abort();
     store.close().await;
     tracing::info!("scimd stopped");
     Ok(())
+}
+
+/// Removes change events older than `retention`, now and then: every
+/// quarter of the retention, between a second and ten minutes.
+async fn keep_events_for(store: Store, retention: std::time::Duration) {
+    let every = (retention / 4).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(600),
+    );
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Ok(age) = chrono::TimeDelta::from_std(retention) else {
+            return;
+        };
+        match store.purge_events(chrono::Utc::now() - age).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "change events past their retention removed"),
+            Err(e) => tracing::warn!(error = %e, "could not remove old change events"),
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM; in-flight requests then finish.

@@ -11,6 +11,10 @@ pub use verifier::{AuthError, KeyVerifier, Principal};
 /// The only role that may use the SCIM API.
 pub const TENANT_ADMIN: &str = "tenant-admin";
 
+/// A role that may read change events (`/api/v1/events`) and nothing else:
+/// the key an application gets.
+pub const EVENTS_READER: &str = "events-reader";
+
 /// Roles are lower-case identifiers (`[a-z0-9-]`, 1–64 characters); other
 /// services of a project may define their own, but only [`TENANT_ADMIN`]
 /// reaches SCIM.

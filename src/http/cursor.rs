@@ -5,8 +5,9 @@
 //! deployment accepts the cursors of the others.
 //!
 //! Layout before base64url (no padding, so only RFC 3986 unreserved
-//! characters): one byte `n` (after) or `p` (before), the id's 16 bytes, and
-//! the tag's first 16 bytes.
+//! characters): one byte naming the kind (`n` after an id, `p` before one,
+//! `e` a place in the change-event feed), the payload (an id's 16 bytes;
+//! for events the tenant and the position), and the tag's first 16 bytes.
 
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
@@ -43,17 +44,36 @@ impl CursorKey {
         mac
     }
 
+    /// `kind` and `payload`, signed: base64url of both and the tag.
+    pub fn seal(&self, kind: u8, payload: &[u8]) -> String {
+        let mut raw = Vec::with_capacity(1 + payload.len() + TAG_BYTES);
+        raw.push(kind);
+        raw.extend_from_slice(payload);
+        let tag = self.tag(&raw).finalize().into_bytes();
+        raw.extend_from_slice(&tag[..TAG_BYTES]);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// The kind and payload of a token [`CursorKey::seal`] made with this
+    /// key; `None` for anything else.
+    pub fn open(&self, text: &str) -> Option<(u8, Vec<u8>)> {
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()?;
+        if raw.len() < 1 + TAG_BYTES {
+            return None;
+        }
+        let (body, tag) = raw.split_at(raw.len() - TAG_BYTES);
+        self.tag(body).verify_truncated_left(tag).ok()?;
+        Some((body[0], body[1..].to_vec()))
+    }
+
     pub fn encode(&self, at: Keyset) -> String {
         let (kind, id) = match at {
             Keyset::After(id) => (b'n', id),
             Keyset::Before(id) => (b'p', id),
         };
-        let mut raw = Vec::with_capacity(BODY_BYTES + TAG_BYTES);
-        raw.push(kind);
-        raw.extend_from_slice(id.as_bytes());
-        let tag = self.tag(&raw).finalize().into_bytes();
-        raw.extend_from_slice(&tag[..TAG_BYTES]);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+        self.seal(kind, id.as_bytes())
     }
 
     pub fn decode(&self, text: &str) -> Result<Keyset, ScimError> {
@@ -63,18 +83,12 @@ impl CursorKey {
                 format!("'{text}' is not a cursor this server issued"),
             )
         };
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(text)
-            .map_err(|_| invalid())?;
-        if raw.len() != BODY_BYTES + TAG_BYTES {
+        let (kind, payload) = self.open(text).ok_or_else(invalid)?;
+        if payload.len() != BODY_BYTES - 1 {
             return Err(invalid());
         }
-        let (body, tag) = raw.split_at(BODY_BYTES);
-        self.tag(body)
-            .verify_truncated_left(tag)
-            .map_err(|_| invalid())?;
-        let id = Uuid::from_slice(&body[1..]).map_err(|_| invalid())?;
-        match body[0] {
+        let id = Uuid::from_slice(&payload).map_err(|_| invalid())?;
+        match kind {
             b'n' => Ok(Keyset::After(id)),
             b'p' => Ok(Keyset::Before(id)),
             _ => Err(invalid()),

@@ -44,6 +44,11 @@ impl From<StoreError> for ApiError {
                 None,
                 "The request took too long and was stopped; retry later, or narrow the filter",
             ),
+            StoreError::Contention => ScimError::new(
+                503,
+                None,
+                "Concurrent changes to the same resources kept conflicting; retry",
+            ),
             StoreError::Unavailable(reason) => {
                 tracing::warn!(%reason, "database unavailable");
                 ScimError::new(
@@ -117,8 +122,9 @@ where
 {
     let status = resp.status();
     let is_scim = resp.headers().get(header::CONTENT_TYPE).is_some_and(|ct| {
-        ct.as_bytes()
-            .starts_with(super::response::SCIM_JSON.as_bytes())
+        let ct = ct.as_bytes();
+        ct.starts_with(super::response::SCIM_JSON.as_bytes())
+            || ct.starts_with(super::problem::PROBLEM_JSON.as_bytes())
     });
     if !(status.is_client_error() || status.is_server_error()) || is_scim {
         return resp.map(Body::new);

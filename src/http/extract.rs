@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::AppState;
 use super::error::ApiError;
 use crate::auth::{self, AuthError, Principal};
+use crate::events::Actor;
 use crate::scim::{ScimError, ScimType};
 use crate::store::TenantScope;
 
@@ -68,8 +69,9 @@ impl<S: Send + Sync> FromRequest<S> for ScimJson {
     }
 }
 
-/// The tenant of a verified `tenant-admin` access key.
-pub struct TenantAdmin(pub TenantScope);
+/// The tenant of a verified `tenant-admin` access key, and who is writing
+/// as change events name them (when events are recorded).
+pub struct TenantAdmin(pub TenantScope, pub Option<Actor>);
 
 impl FromRequestParts<AppState> for TenantAdmin {
     type Rejection = ApiError;
@@ -89,7 +91,21 @@ impl FromRequestParts<AppState> for TenantAdmin {
         if principal.role != auth::TENANT_ADMIN {
             return Err(AuthError::Forbidden.into());
         }
-        Ok(TenantAdmin(principal.scope))
+        let actor = state.settings().events.then(|| {
+            let header = |name: &str| {
+                parts
+                    .headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            Actor {
+                key_id: principal.key_id,
+                request_id: header("x-request-id"),
+                user_agent: header("user-agent"),
+            }
+        });
+        Ok(TenantAdmin(principal.scope, actor))
     }
 }
 

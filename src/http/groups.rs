@@ -116,7 +116,7 @@ async fn load_members(
     Ok(Some(pages))
 }
 
-fn render(
+pub(super) fn render(
     base: &BaseUrl,
     group: &StoredGroup,
     members: Option<&[Member]>,
@@ -217,7 +217,7 @@ fn document_and_members(
 
 pub async fn create(
     State(state): State<AppState>,
-    TenantAdmin(scope): TenantAdmin,
+    TenantAdmin(scope, actor): TenantAdmin,
     base: BaseUrl,
     params: QueryParams,
     ScimJson(body): ScimJson,
@@ -230,7 +230,7 @@ pub async fn create(
     check_listable(&state, &projection, &members)?;
     let written = state
         .store()
-        .create_group(scope, GroupWrite::from_doc(doc), members)
+        .create_group(scope, GroupWrite::from_doc(doc), members, actor)
         .await?;
     written_response(
         &state,
@@ -245,7 +245,7 @@ pub async fn create(
 
 pub async fn get(
     State(state): State<AppState>,
-    TenantAdmin(scope): TenantAdmin,
+    TenantAdmin(scope, _): TenantAdmin,
     base: BaseUrl,
     Path(id): Path<String>,
     params: QueryParams,
@@ -310,7 +310,7 @@ async fn run_list(
 
 pub async fn list(
     State(state): State<AppState>,
-    TenantAdmin(scope): TenantAdmin,
+    TenantAdmin(scope, _): TenantAdmin,
     base: BaseUrl,
     params: QueryParams,
 ) -> Result<Response, ApiError> {
@@ -319,7 +319,7 @@ pub async fn list(
 
 pub async fn search(
     State(state): State<AppState>,
-    TenantAdmin(scope): TenantAdmin,
+    TenantAdmin(scope, _): TenantAdmin,
     base: BaseUrl,
     ScimJson(body): ScimJson,
 ) -> Result<Response, ApiError> {
@@ -328,7 +328,7 @@ pub async fn search(
 
 pub async fn replace(
     State(state): State<AppState>,
-    TenantAdmin(scope): TenantAdmin,
+    TenantAdmin(scope, actor): TenantAdmin,
     base: BaseUrl,
     Path(id): Path<String>,
     params: QueryParams,
@@ -351,8 +351,9 @@ pub async fn replace(
             scope,
             uuid,
             if_match.required_version(),
-            move |_| Ok::<_, ScimError>((doc, ())),
+            move |_| Ok::<_, ScimError>((doc.clone(), ())),
             changes,
+            actor,
         )
         .await
         .map_err(|e| modify_error(&id, e))?;
@@ -369,7 +370,7 @@ fn modify_error(id: &str, e: ModifyError<ScimError>) -> ApiError {
 /// `PATCH /Groups/{id}`: `204`, or `200` with the attributes asked for.
 pub async fn patch(
     State(state): State<AppState>,
-    TenantAdmin(scope): TenantAdmin,
+    TenantAdmin(scope, actor): TenantAdmin,
     base: BaseUrl,
     Path(id): Path<String>,
     params: QueryParams,
@@ -416,6 +417,7 @@ pub async fn patch(
                 }
             },
             changes,
+            actor,
         )
         .await;
     let written = match result {
@@ -447,7 +449,7 @@ pub async fn patch(
 
 pub async fn delete(
     State(state): State<AppState>,
-    TenantAdmin(scope): TenantAdmin,
+    TenantAdmin(scope, actor): TenantAdmin,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -455,7 +457,7 @@ pub async fn delete(
     let if_match = IfMatch::from_headers(&headers)?;
     state
         .store()
-        .delete_group(scope, uuid, if_match.required_version())
+        .delete_group(scope, uuid, if_match.required_version(), actor.as_ref())
         .await
         .map_err(named(&id))?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -5,12 +5,14 @@ pub mod cursor;
 mod discovery;
 pub mod error;
 pub mod etag;
+pub mod events;
 pub mod extract;
 mod groups;
 mod health;
 pub mod limits;
 mod list;
 pub mod listener;
+pub mod problem;
 pub mod response;
 mod users;
 
@@ -36,6 +38,8 @@ use cursor::CursorKey;
 
 /// Where the SCIM API is mounted.
 pub const SCIM_PREFIX: &str = "/scim/v2";
+/// Where scimd's own API (change events) is mounted.
+pub const API_PREFIX: &str = "/api/v1";
 
 /// Settings the HTTP layer needs.
 #[derive(Debug, Clone)]
@@ -49,6 +53,8 @@ pub struct HttpSettings {
     /// unless members are excluded).
     pub max_group_members: u64,
     pub request_timeout: Duration,
+    /// Whether writes record change events (`SCIMD_EVENTS`).
+    pub events: bool,
 }
 
 impl Default for HttpSettings {
@@ -60,6 +66,7 @@ impl Default for HttpSettings {
             body_limit: 1024 * 1024,
             max_group_members: 10_000,
             request_timeout: Duration::from_secs(30),
+            events: true,
         }
     }
 }
@@ -224,8 +231,13 @@ pub fn app(state: AppState) -> Router {
                 .patch(users::patch)
                 .delete(users::delete),
         );
+    let api = Router::new()
+        .route("/events", get(events::list))
+        .fallback(problem::not_found)
+        .method_not_allowed_fallback(problem::method_not_allowed);
     let routes = Router::new()
         .nest(SCIM_PREFIX, scim)
+        .nest(API_PREFIX, api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .with_state(state);

@@ -34,7 +34,11 @@ fn projection(params: &QueryParams) -> Projection {
 
 /// The response form of a stored user (consumed: its document becomes the
 /// body without a copy).
-fn render(base: &BaseUrl, user: StoredUser, projection: &Projection) -> serde_json::Value {
+pub(super) fn render(
+    base: &BaseUrl,
+    user: StoredUser,
+    projection: &Projection,
+) -> serde_json::Value {
     let meta = Meta {
         resource_type: USER_RESOURCE.name,
         created: user.created,
@@ -84,7 +88,7 @@ fn named(id: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
 
 pub async fn create(
     State(state): State<AppState>,
-    TenantAdmin(scope): TenantAdmin,
+    TenantAdmin(scope, actor): TenantAdmin,
     base: BaseUrl,
     params: QueryParams,
     ScimJson(body): ScimJson,
@@ -95,7 +99,7 @@ pub async fn create(
     let doc = doc?;
     let user = state
         .store()
-        .create_user(scope, &UserWrite::from_doc(doc))
+        .create_user(scope, &UserWrite::from_doc(doc), actor.as_ref())
         .await?;
     let (version, loc) = (user.version, location(&base, user.id));
     let body = render(&base, user, &projection(&params));
@@ -109,7 +113,7 @@ pub async fn create(
 
 pub async fn get(
     State(state): State<AppState>,
-    TenantAdmin(scope): TenantAdmin,
+    TenantAdmin(scope, _): TenantAdmin,
     base: BaseUrl,
     Path(id): Path<String>,
     params: QueryParams,
@@ -163,7 +167,7 @@ async fn run_list(
 /// `attributes`, `excludedAttributes`.
 pub async fn list(
     State(state): State<AppState>,
-    TenantAdmin(scope): TenantAdmin,
+    TenantAdmin(scope, _): TenantAdmin,
     base: BaseUrl,
     params: QueryParams,
 ) -> Result<Response, ApiError> {
@@ -173,7 +177,7 @@ pub async fn list(
 /// `POST /Users/.search` (RFC 7644 §3.4.3).
 pub async fn search(
     State(state): State<AppState>,
-    TenantAdmin(scope): TenantAdmin,
+    TenantAdmin(scope, _): TenantAdmin,
     base: BaseUrl,
     ScimJson(body): ScimJson,
 ) -> Result<Response, ApiError> {
@@ -182,7 +186,7 @@ pub async fn search(
 
 pub async fn replace(
     State(state): State<AppState>,
-    TenantAdmin(scope): TenantAdmin,
+    TenantAdmin(scope, actor): TenantAdmin,
     base: BaseUrl,
     Path(id): Path<String>,
     params: QueryParams,
@@ -202,6 +206,7 @@ pub async fn replace(
             uuid,
             &UserWrite::from_doc(doc),
             if_match.required_version(),
+            actor.as_ref(),
         )
         .await
         .map_err(named(&id))?;
@@ -216,7 +221,7 @@ pub async fn replace(
 
 pub async fn delete(
     State(state): State<AppState>,
-    TenantAdmin(scope): TenantAdmin,
+    TenantAdmin(scope, actor): TenantAdmin,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -224,7 +229,7 @@ pub async fn delete(
     let if_match = IfMatch::from_headers(&headers)?;
     state
         .store()
-        .delete_user(scope, uuid, if_match.required_version())
+        .delete_user(scope, uuid, if_match.required_version(), actor.as_ref())
         .await
         .map_err(named(&id))?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -233,7 +238,7 @@ pub async fn delete(
 /// `PATCH /Users/{id}` (RFC 7644 §3.5.2): all operations or none.
 pub async fn patch(
     State(state): State<AppState>,
-    TenantAdmin(scope): TenantAdmin,
+    TenantAdmin(scope, actor): TenantAdmin,
     base: BaseUrl,
     Path(id): Path<String>,
     params: QueryParams,
@@ -248,17 +253,23 @@ pub async fn patch(
     let heavy = patch::weight(&ops) > super::HEAVY_PATCH;
     let result = state
         .store()
-        .modify_user(scope, uuid, if_match.required_version(), |current| {
-            super::cpu_bound(heavy, || {
-                patch::apply(
-                    &USER_RESOURCE,
-                    &canonical_id,
-                    &current.doc,
-                    &ops,
-                    &mut quirks,
-                )
-            })
-        })
+        .modify_user(
+            scope,
+            uuid,
+            if_match.required_version(),
+            actor.as_ref(),
+            |current| {
+                super::cpu_bound(heavy, || {
+                    patch::apply(
+                        &USER_RESOURCE,
+                        &canonical_id,
+                        &current.doc,
+                        &ops,
+                        &mut quirks,
+                    )
+                })
+            },
+        )
         .await;
     super::record_quirks(&quirks);
     let user = match result {

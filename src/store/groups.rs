@@ -15,7 +15,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::events::NewEvent;
 use super::{ModifyError, Result, StoreError, now};
+use crate::events::{self, EventType};
 use crate::scim::membership::{MemberChange, NewMember};
 
 /// A group as stored: its members live in their own table.
@@ -121,13 +123,19 @@ pub(super) fn member_pages(
 /// opened and will end. Every statement is confined to the tenant the
 /// transaction was opened for.
 pub(super) trait GroupTx: Send {
+    /// Waits until no other group write of this group is running (without
+    /// starting to write: on PostgreSQL, before the transaction takes an id;
+    /// see `events.rs`).
+    fn exclude_writers(&mut self, group: Uuid) -> impl Future<Output = Result<()>> + Send;
     /// The users and groups among `ids`, with their kinds, locked against
     /// deletion until the transaction ends.
     fn lock_members(
         &mut self,
         ids: &[Uuid],
     ) -> impl Future<Output = Result<HashMap<Uuid, MemberKind>>> + Send;
-    /// The group, locked against other writers until the transaction ends.
+    /// The group, locked against other writers until the transaction ends;
+    /// `StoreError::Contention` if its last writer's events would read after
+    /// this transaction's (see `events.rs`).
     fn lock_group(&mut self, id: Uuid) -> impl Future<Output = Result<Option<StoredGroup>>> + Send;
     /// Inserts a group at version 1.
     fn insert_group(
@@ -144,25 +152,31 @@ pub(super) trait GroupTx: Send {
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<StoredGroup>> + Send;
     /// Inserts the members not yet present; with `set_display`, also sets
-    /// the display of present ones whose display differs. Rows written.
+    /// the display of present ones whose display differs. The rows written,
+    /// and the members that joined.
     fn put_members(
         &mut self,
         group: Uuid,
         members: &[Member],
         set_display: bool,
-    ) -> impl Future<Output = Result<u64>> + Send;
-    /// Deletes these members where present. Rows deleted.
+    ) -> impl Future<Output = Result<(u64, Vec<Member>)>> + Send;
+    /// Deletes these members where present: those that left.
     fn delete_members(
         &mut self,
         group: Uuid,
         ids: &[Uuid],
-    ) -> impl Future<Output = Result<u64>> + Send;
-    /// Deletes every member but `keep` (every member, if `keep` is empty).
+    ) -> impl Future<Output = Result<Vec<Member>>> + Send;
+    /// Deletes every member but `keep` (every member, if `keep` is empty):
+    /// those that left.
     fn delete_members_except(
         &mut self,
         group: Uuid,
         keep: &[Uuid],
-    ) -> impl Future<Output = Result<u64>> + Send;
+    ) -> impl Future<Output = Result<Vec<Member>>> + Send;
+    /// Whether this write records change events.
+    fn records_events(&self) -> bool;
+    /// Records change events (when [`GroupTx::records_events`]).
+    fn insert_events(&mut self, events: &[NewEvent]) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// The members that `changes` add or keep, checked to be users or groups of
@@ -223,10 +237,40 @@ pub(super) async fn create(
         modified: at,
         doc: w.doc,
     };
+    if tx.records_events() {
+        let mut events = vec![NewEvent::group(EventType::GroupCreated, &group, Vec::new())];
+        events.extend(members.iter().map(|m| NewEvent::member(id, 1, m, true)));
+        tx.insert_events(&events).await?;
+    }
     Ok(GroupWritten {
         group,
         members: Some(members),
     })
+}
+
+/// Members that joined (+1) and left (-1) over a write's changes, so that a
+/// member removed and added back in one request makes no event.
+#[derive(Default)]
+struct Movement(HashMap<Uuid, (Member, i32)>);
+
+impl Movement {
+    fn record(&mut self, members: Vec<Member>, step: i32) {
+        for m in members {
+            self.0.entry(m.id).or_insert((m, 0)).1 += step;
+        }
+    }
+
+    /// The net joins (`true`) and departures, ordered by member id.
+    fn net(self) -> Vec<(Member, bool)> {
+        let mut out: Vec<(Member, bool)> = self
+            .0
+            .into_values()
+            .filter(|(_, n)| *n != 0)
+            .map(|(m, n)| (m, n > 0))
+            .collect();
+        out.sort_unstable_by_key(|(m, _)| m.id);
+        out
+    }
 }
 
 /// Applies one membership change; `true` when a row changed.
@@ -235,56 +279,85 @@ async fn apply(
     group: Uuid,
     change: &MemberChange,
     kinds: &HashMap<Uuid, MemberKind>,
+    moved: &mut Movement,
 ) -> Result<bool> {
     Ok(match change {
-        MemberChange::Add(m) => tx.put_members(group, &resolved(m, kinds), false).await? > 0,
+        MemberChange::Add(m) => {
+            let (written, joined) = tx.put_members(group, &resolved(m, kinds), false).await?;
+            moved.record(joined, 1);
+            written > 0
+        }
         MemberChange::Remove(ids) if ids.is_empty() => false,
-        MemberChange::Remove(ids) => tx.delete_members(group, ids).await? > 0,
+        MemberChange::Remove(ids) => {
+            let left = tx.delete_members(group, ids).await?;
+            let changed = !left.is_empty();
+            moved.record(left, -1);
+            changed
+        }
         MemberChange::RemoveMatching(values) => {
             let ids: Vec<Uuid> = values
                 .iter()
                 .filter_map(|v| Uuid::parse_str(v).ok())
                 .collect();
-            if ids.is_empty() || tx.delete_members(group, &ids).await? == 0 {
+            let left = match ids.is_empty() {
+                true => Vec::new(),
+                false => tx.delete_members(group, &ids).await?,
+            };
+            if left.is_empty() {
                 return Err(StoreError::NoTarget(format!(
                     "no member matches value {}",
                     values.join(", ")
                 )));
             }
+            moved.record(left, -1);
             true
         }
-        MemberChange::RemoveAll => tx.delete_members_except(group, &[]).await? > 0,
+        MemberChange::RemoveAll => {
+            let left = tx.delete_members_except(group, &[]).await?;
+            let changed = !left.is_empty();
+            moved.record(left, -1);
+            changed
+        }
         MemberChange::ReplaceAll(m) => {
             let keep: Vec<Uuid> = m.iter().map(|m| m.id).collect();
-            let removed = tx.delete_members_except(group, &keep).await?;
-            let written = tx.put_members(group, &resolved(m, kinds), true).await?;
-            removed + written > 0
+            let left = tx.delete_members_except(group, &keep).await?;
+            let (written, joined) = tx.put_members(group, &resolved(m, kinds), true).await?;
+            let changed = !left.is_empty() || written > 0;
+            moved.record(left, -1);
+            moved.record(joined, 1);
+            changed
         }
     })
 }
 
 /// Changes a group: its document through `change`, its members through
-/// `changes`. Returns the group, what `change` returned besides the
-/// document, and whether anything changed (if not, the caller rolls back and
-/// the version stays).
+/// `changes`, and records the events of what changed. Returns the group,
+/// what `change` returned besides the document, and whether anything
+/// changed (if not, the caller rolls back and the version stays).
 pub(super) async fn modify<T, E>(
     tx: &mut impl GroupTx,
     id: Uuid,
     if_version: Option<i64>,
     change: impl FnOnce(&Map<String, Value>) -> std::result::Result<(Map<String, Value>, T), E>,
-    changes: Vec<MemberChange>,
+    changes: &[MemberChange],
 ) -> std::result::Result<(GroupWritten, T, bool), ModifyError<E>> {
-    let kinds = lock_joining(tx, &changes).await?;
+    tx.exclude_writers(id).await?;
+    let kinds = lock_joining(tx, changes).await?;
     let current = tx.lock_group(id).await?.ok_or(StoreError::NotFound)?;
     if if_version.is_some_and(|v| v != current.version) {
         return Err(StoreError::VersionMismatch.into());
     }
     let (doc, out) = change(&current.doc).map_err(ModifyError::Change)?;
+    let doc_change = match tx.records_events() {
+        true => events::group_update(&current.doc, &doc),
+        false => None,
+    };
     let mut changed = doc != current.doc;
-    for c in &changes {
-        changed |= apply(tx, id, c, &kinds).await?;
+    let mut moved = Movement::default();
+    for c in changes {
+        changed |= apply(tx, id, c, &kinds, &mut moved).await?;
     }
-    let members = match changes.as_slice() {
+    let members = match changes {
         [MemberChange::ReplaceAll(m)] => Some(resolved(m, &kinds)),
         [MemberChange::RemoveAll] => Some(Vec::new()),
         _ => None,
@@ -296,5 +369,20 @@ pub(super) async fn modify<T, E>(
         }
         false => current,
     };
+    if changed && tx.records_events() {
+        let mut events: Vec<NewEvent> = doc_change
+            .into_iter()
+            .map(|c| NewEvent::group(c.kind, &group, c.changed))
+            .collect();
+        events.extend(
+            moved
+                .net()
+                .iter()
+                .map(|(m, joined)| NewEvent::member(id, group.version, m, *joined)),
+        );
+        if !events.is_empty() {
+            tx.insert_events(&events).await?;
+        }
+    }
     Ok((GroupWritten { group, members }, out, changed))
 }

@@ -2,12 +2,15 @@
 //! production and SQLite as the embedded default. Every resource operation
 //! takes a [`TenantScope`]: no method reads or writes users across tenants.
 
+pub mod events;
 mod groups;
 mod pg_conns;
 mod postgres;
+mod postgres_events;
 mod postgres_groups;
 pub mod query;
 mod sqlite;
+mod sqlite_events;
 mod sqlite_groups;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -16,9 +19,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
 
+pub use events::{EventPage, EventQuery, Position, Snapshot, StoredEvent};
 pub use groups::{GroupWrite, GroupWritten, Member, MemberKind, MemberPage, StoredGroup};
 pub use pg_conns::Lease;
 
+use crate::events::Actor;
 use crate::scim::membership::{MemberChange, NewMember};
 use crate::scim::resource::caseless;
 pub use postgres::PgStore;
@@ -63,6 +68,11 @@ pub enum StoreError {
     /// A selection (`members[value eq …]`) that matched nothing.
     #[error("{0}")]
     NoTarget(String),
+    /// Concurrent writes got in each other's way (a serialization failure,
+    /// a deadlock, or a write whose events would read out of order) more
+    /// often than a write starts over.
+    #[error("concurrent writes of the same resources conflicted; try again")]
+    Contention,
     /// The database stopped a statement that ran past the statement timeout.
     #[error("the statement ran too long and was stopped")]
     TimedOut,
@@ -88,6 +98,12 @@ impl StoreError {
             // SQLite's interrupt from the progress handler (SQLITE_INTERRUPT).
             sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "57014" || c == "9") => {
                 StoreError::TimedOut
+            }
+            // serialization_failure, deadlock_detected: the write may start over.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| c == "40001" || c == "40P01") =>
+            {
+                StoreError::Contention
             }
             // PostgreSQL going away: SQLSTATE class 08 (connection exception)
             // and 57 (operator intervention, e.g. admin shutdown).
@@ -387,8 +403,14 @@ impl Store {
 
     // --- users ---------------------------------------------------------------
 
-    pub async fn create_user(&self, scope: TenantScope, write: &UserWrite) -> Result<StoredUser> {
-        dispatch!(self, s => s.create_user(scope, write).await)
+    /// Creates a user; with `actor`, records its `user.created` event.
+    pub async fn create_user(
+        &self,
+        scope: TenantScope,
+        write: &UserWrite,
+        actor: Option<&Actor>,
+    ) -> Result<StoredUser> {
+        dispatch!(self, s => s.create_user(scope, write, actor).await)
     }
 
     pub async fn get_user(&self, scope: TenantScope, id: Uuid) -> Result<Option<StoredUser>> {
@@ -406,20 +428,34 @@ impl Store {
         dispatch!(self, s => s.query_users(scope, q).await)
     }
 
-    /// Replaces a user's document with one conditional statement. The version
-    /// bumps only if the document changed; `if_version` makes it conditional
-    /// (`If-Match`). When the statement touches no row, the current row tells
-    /// why: gone, stale version, unchanged, or a concurrent writer (retried).
+    /// Replaces a user's document. Without events, one conditional
+    /// statement: the version bumps only if the document changed;
+    /// `if_version` makes it conditional (`If-Match`). When the statement
+    /// touches no row, the current row tells why: gone, stale version,
+    /// unchanged, or a concurrent writer (retried). With events (`actor`),
+    /// a read-modify-write ([`Store::modify_user`]), which knows what
+    /// changed.
     pub async fn replace_user(
         &self,
         scope: TenantScope,
         id: Uuid,
         write: &UserWrite,
         if_version: Option<i64>,
+        actor: Option<&Actor>,
     ) -> Result<StoredUser> {
+        if actor.is_some() {
+            return self
+                .modify_user(scope, id, if_version, actor, |_| {
+                    Ok::<_, std::convert::Infallible>(write.doc.clone())
+                })
+                .await
+                .map_err(|e| match e {
+                    ModifyError::Store(e) => e,
+                    ModifyError::Change(never) => match never {},
+                });
+        }
         for _ in 0..REPLACE_ATTEMPTS {
-            let updated =
-                dispatch!(self, s => s.update_user_if_changed(scope, id, write, if_version).await)?;
+            let updated = dispatch!(self, s => s.update_user_if_changed(scope, id, write, if_version, None).await)?;
             if let Some(user) = updated {
                 return Ok(user);
             }
@@ -439,15 +475,17 @@ impl Store {
 
     /// Read-modify-write with optimistic concurrency: reads the user, asks
     /// `change` for the new document, and writes it only if the version is
-    /// still the one read. A concurrent writer makes it re-read and re-apply
-    /// (bounded), so concurrent changes never overwrite each other; with
-    /// `if_version` a moved version is a `VersionMismatch` instead. A
-    /// document equal to the current one is not written (no new version).
+    /// still the one read (recording its event, with `actor`). A concurrent
+    /// writer makes it re-read and re-apply (bounded), so concurrent changes
+    /// never overwrite each other; with `if_version` a moved version is a
+    /// `VersionMismatch` instead. A document equal to the current one is not
+    /// written (no new version, no event).
     pub async fn modify_user<E>(
         &self,
         scope: TenantScope,
         id: Uuid,
         if_version: Option<i64>,
+        actor: Option<&Actor>,
         mut change: impl FnMut(&StoredUser) -> std::result::Result<Map<String, Value>, E>,
     ) -> std::result::Result<StoredUser, ModifyError<E>> {
         for attempt in 0..MODIFY_ATTEMPTS {
@@ -462,8 +500,14 @@ impl Store {
             if doc == current.doc {
                 return Ok(current);
             }
+            let event = actor.and_then(|a| {
+                crate::events::user_update(&current.doc, &doc).map(|change| (a, change))
+            });
+            let event = event
+                .as_ref()
+                .map(|(actor, change)| events::UserEvent { actor, change });
             let write = UserWrite::from_doc(doc);
-            let updated = dispatch!(self, s => s.update_user_if_changed(scope, id, &write, Some(current.version)).await)?;
+            let updated = dispatch!(self, s => s.update_user_if_changed(scope, id, &write, Some(current.version), event).await)?;
             match updated {
                 Some(user) => {
                     return Ok(user);
@@ -484,18 +528,21 @@ impl Store {
     // --- groups --------------------------------------------------------------
 
     /// Creates a group and its members in one transaction (see
-    /// [`groups::create`]); the members must be users or groups of the tenant.
+    /// [`groups::create`]); the members must be users or groups of the
+    /// tenant. With `actor`, records `group.created` and a
+    /// `group.member_added` per member.
     pub async fn create_group(
         &self,
         scope: TenantScope,
         write: GroupWrite,
         members: Vec<NewMember>,
+        actor: Option<Actor>,
     ) -> Result<GroupWritten> {
         // In a task of its own: a dropped request cannot leave it half-done.
         let store = self.clone();
         tokio::spawn(async move {
-            let store = &store;
-            dispatch!(store, s => s.create_group(scope, write, members).await)
+            let (store, actor) = (&store, actor.as_ref());
+            dispatch!(store, s => s.create_group(scope, write, members, actor).await)
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("group write task failed: {e}")))?
@@ -528,26 +575,30 @@ impl Store {
 
     /// Changes a group in one transaction (see [`groups::modify`]): the
     /// document through `change`, the members through `members` (row
-    /// inserts and deletes). The version moves only if something changed.
+    /// inserts and deletes), and, with `actor`, the events of what changed.
+    /// The version moves only if something changed.
     ///
-    /// `change` runs inside the transaction, in a task of its own; what else
-    /// it returns (`T`, for instance the compatibility rules it applied)
-    /// comes back with the group.
+    /// `change` runs inside the transaction, in a task of its own, once per
+    /// attempt (a write that conflicts starts over); what else it returns
+    /// (`T`, for instance the compatibility rules it applied) comes back
+    /// with the group.
     pub async fn modify_group<T: Send + 'static, E: Send + 'static>(
         &self,
         scope: TenantScope,
         id: Uuid,
         if_version: Option<i64>,
-        change: impl FnOnce(&Map<String, Value>) -> std::result::Result<(Map<String, Value>, T), E>
+        change: impl Fn(&Map<String, Value>) -> std::result::Result<(Map<String, Value>, T), E>
         + Send
+        + Sync
         + 'static,
         members: Vec<MemberChange>,
+        actor: Option<Actor>,
     ) -> std::result::Result<(GroupWritten, T), ModifyError<E>> {
         // In a task of its own: a dropped request cannot leave it half-done.
         let store = self.clone();
         let task = tokio::spawn(async move {
-            let store = &store;
-            dispatch!(store, s => s.modify_group(scope, id, if_version, change, members).await)
+            let (store, actor) = (&store, actor.as_ref());
+            dispatch!(store, s => s.modify_group(scope, id, if_version, change, &members, actor).await)
         });
         task.await.map_err(|e| {
             ModifyError::Store(StoreError::Unavailable(format!(
@@ -556,36 +607,100 @@ impl Store {
         })?
     }
 
+    /// Deletes a group (with `actor`, recording `group.deleted` and its
+    /// departures from other groups).
     pub async fn delete_group(
         &self,
         scope: TenantScope,
         id: Uuid,
         if_version: Option<i64>,
+        actor: Option<&Actor>,
     ) -> Result<()> {
-        if dispatch!(self, s => s.delete_group_if(scope, id, if_version).await)? {
-            return Ok(());
+        for n in 1..=WRITE_ATTEMPTS {
+            match dispatch!(self, s => s.delete_group_if(scope, id, if_version, actor).await) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
+                    let current = self.get_group(scope, id).await?.map(|g| g.version);
+                    deleted_nothing(if_version, current)?;
+                }
+                Err(StoreError::Contention) => {}
+                Err(e) => return Err(e),
+            }
+            back_off(n).await;
         }
-        match self.get_group(scope, id).await? {
-            None => Err(StoreError::NotFound),
-            Some(_) => Err(StoreError::VersionMismatch),
-        }
+        Err(StoreError::Contention)
     }
 
+    /// Deletes a user (with `actor`, recording `user.deleted` and its
+    /// departures from groups).
     pub async fn delete_user(
         &self,
         scope: TenantScope,
         id: Uuid,
         if_version: Option<i64>,
+        actor: Option<&Actor>,
     ) -> Result<()> {
-        if dispatch!(self, s => s.delete_user_if(scope, id, if_version).await)? {
-            return Ok(());
+        for n in 1..=WRITE_ATTEMPTS {
+            match dispatch!(self, s => s.delete_user_if(scope, id, if_version, actor).await) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
+                    let current = self.get_user(scope, id).await?.map(|u| u.version);
+                    deleted_nothing(if_version, current)?;
+                }
+                Err(StoreError::Contention) => {}
+                Err(e) => return Err(e),
+            }
+            back_off(n).await;
         }
-        // Nothing deleted: either there is no such user or If-Match was stale.
-        match self.get_user(scope, id).await? {
-            None => Err(StoreError::NotFound),
-            Some(_) => Err(StoreError::VersionMismatch),
-        }
+        Err(StoreError::Contention)
     }
+
+    // --- change events -------------------------------------------------------
+
+    /// A page of the tenant's change events (see `events.rs` for the order).
+    pub async fn read_events(&self, scope: TenantScope, q: &EventQuery) -> Result<EventPage> {
+        dispatch!(self, s => s.read_events(scope, q).await)
+    }
+
+    /// The last event retention removed from the tenant's feed: a reader
+    /// before it may have missed events.
+    pub async fn event_horizon(&self, scope: TenantScope) -> Result<Position> {
+        dispatch!(self, s => s.event_horizon(scope).await)
+    }
+
+    /// Removes the events that occurred before `cutoff`.
+    pub async fn purge_events(&self, cutoff: DateTime<Utc>) -> Result<u64> {
+        dispatch!(self, s => s.purge_events(cutoff).await)
+    }
+
+    /// Woken after every write of this process that recorded events.
+    pub fn events_notify(&self) -> &tokio::sync::Notify {
+        dispatch!(self, s => s.events_notify())
+    }
+}
+
+/// Why a delete deleted nothing, from the resource's `current` version (if
+/// it still exists): gone, or a stale `If-Match`, or else (`Ok`) the delete
+/// stood back to keep the event order (see `events.rs`) and starts over.
+fn deleted_nothing(if_version: Option<i64>, current: Option<i64>) -> Result<()> {
+    match current {
+        None => Err(StoreError::NotFound),
+        Some(v) if if_version.is_some_and(|want| want != v) => Err(StoreError::VersionMismatch),
+        Some(_) => Ok(()),
+    }
+}
+
+/// How often a write starts over after a conflict before it gives up.
+pub(super) const WRITE_ATTEMPTS: u32 = 8;
+
+/// Waits a little before attempt `n + 1` of a write: growing, with jitter,
+/// so that writers that conflicted do not meet again.
+pub(super) async fn back_off(n: u32) {
+    let mut noise = [0u8; 2];
+    let _ = getrandom::fill(&mut noise);
+    let base = 500u64 << n.min(6);
+    let jitter = u64::from(u16::from_le_bytes(noise)) % base;
+    tokio::time::sleep(Duration::from_micros(base + jitter)).await;
 }
 
 /// How often a read-modify-write re-applies its change after losing a race.

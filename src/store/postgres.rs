@@ -15,6 +15,9 @@ use super::query::{Bind, Dialect, ListQuery, list_sql};
 use crate::scim::schema::USER_RESOURCE;
 use sqlx::AssertSqlSafe;
 
+use super::events::UserEvent;
+use crate::events::Actor;
+
 use super::{
     GroupRef, KeyInfo, KeyRecord, NewKey, PROJECT_KEY, PoolConfig, Project, Result, StoreError,
     StoredUser, TENANT_NAME_KEY, Tenant, TenantScope, USER_NAME_KEY, UserWrite, now,
@@ -26,6 +29,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub struct PgStore {
     pool: PgPool,
     conns: Arc<Conns>,
+    /// Woken after a write that recorded events (for readers that wait).
+    pub(super) notify: Arc<tokio::sync::Notify>,
 }
 
 /// `'<tenant>:<lower-cased email>'` keys for the GIN index on `email_keys`.
@@ -115,7 +120,11 @@ impl PgStore {
             .await
             .map_err(StoreError::from_sqlx)?;
         let conns = Conns::new(pool.clone(), cfg.max_connections, cfg.acquire_timeout);
-        Ok(PgStore { pool, conns })
+        Ok(PgStore {
+            pool,
+            conns,
+            notify: Default::default(),
+        })
     }
 
     /// A connection for a series of statements (see [`Lease`]); also what
@@ -379,13 +388,32 @@ impl PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn create_user(&self, scope: TenantScope, w: &UserWrite) -> Result<StoredUser> {
+    pub async fn create_user(
+        &self,
+        scope: TenantScope,
+        w: &UserWrite,
+        actor: Option<&Actor>,
+    ) -> Result<StoredUser> {
         let id = Uuid::now_v7();
         let at = now();
-        let sql = "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc, display_name_lower, email_keys) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9, $10, $11)";
+        macro_rules! insert_user {
+            () => {
+                "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc, display_name_lower, email_keys) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9, $10, $11)"
+            };
+        }
+        let sql = match actor {
+            None => insert_user!(),
+            Some(_) => concat!(
+                "WITH u AS (",
+                insert_user!(),
+                " RETURNING id) INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, \
+                 resource_id, version, actor, created_at, modified_at, data, groups) \
+                 SELECT $1, $12, 'user.created', $8, 'User', u.id, 1, $13, $8, $8, $9, '[]'::jsonb FROM u"
+            ),
+        };
         self.on(async |c| {
-            sqlx::query(sql)
+            let query = sqlx::query(sql)
                 .bind(scope.tenant_id())
                 .bind(id)
                 .bind(&w.user_name)
@@ -396,12 +424,23 @@ impl PgStore {
                 .bind(at)
                 .bind(Json(&w.doc))
                 .bind(&w.display_name_lower)
-                .bind(email_keys(scope, w))
-                .execute(c)
-                .await
+                .bind(email_keys(scope, w));
+            match actor {
+                None => query.execute(c).await,
+                Some(actor) => {
+                    query
+                        .bind(Uuid::now_v7())
+                        .bind(Json(actor.to_json()))
+                        .execute(c)
+                        .await
+                }
+            }
         })
         .await
         .map_err(|e| e.unique_on(USER_NAME_KEY, "userName"))?;
+        if actor.is_some() {
+            self.notify.notify_waiters();
+        }
         Ok(StoredUser {
             id,
             version: 1,
@@ -503,79 +542,149 @@ impl PgStore {
     }
 
     /// The conditional UPDATE of a replace: changes the row only if it exists,
-    /// matches `if_version` (when given) and its document differs.
+    /// matches `if_version` (when given) and its document differs; records
+    /// `event` with it.
     pub async fn update_user_if_changed(
         &self,
         scope: TenantScope,
         id: Uuid,
         w: &UserWrite,
         if_version: Option<i64>,
+        event: Option<UserEvent<'_>>,
     ) -> Result<Option<StoredUser>> {
+        macro_rules! update_user {
+            () => {
+                concat!(
+                    "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
+                     display_name = $7, doc = $8, version = version + 1, modified_at = $9, \
+                     display_name_lower = $11, email_keys = $12 \
+                     WHERE tenant_id = $1 AND id = $2 AND ($10::bigint IS NULL OR version = $10) \
+                     AND doc IS DISTINCT FROM $8 \
+                     RETURNING id, version, created_at, modified_at, doc, ",
+                    groups_of!("users")
+                )
+            };
+        }
+        let sql = match event {
+            None => update_user!(),
+            Some(_) => concat!(
+                "WITH u AS (",
+                update_user!(),
+                "), e AS (INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, \
+                 version, actor, changed, created_at, modified_at, data, groups) \
+                 SELECT $1, $13, $14, $9, 'User', u.id, u.version, $15, $16, u.created_at, u.modified_at, \
+                 u.doc, u.groups::jsonb FROM u) SELECT * FROM u"
+            ),
+        };
         let row = self
             .on(async |c| {
-                sqlx::query(concat!(
-            "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
-             display_name = $7, doc = $8, version = version + 1, modified_at = $9, \
-             display_name_lower = $11, email_keys = $12 \
-             WHERE tenant_id = $1 AND id = $2 AND ($10::bigint IS NULL OR version = $10) \
-             AND doc IS DISTINCT FROM $8 \
-             RETURNING id, version, created_at, modified_at, doc, ",
-            groups_of!("users")
-        ))
-        .bind(scope.tenant_id())
-        .bind(id)
-        .bind(&w.user_name)
-        .bind(&w.user_name_lower)
-        .bind(&w.external_id)
-        .bind(w.active)
-        .bind(&w.display_name)
-        .bind(Json(&w.doc))
-        .bind(now())
-        .bind(if_version)
-        .bind(&w.display_name_lower)
-        .bind(email_keys(scope, w))
-        .fetch_optional(c).await
+                let query = sqlx::query(sql)
+                    .bind(scope.tenant_id())
+                    .bind(id)
+                    .bind(&w.user_name)
+                    .bind(&w.user_name_lower)
+                    .bind(&w.external_id)
+                    .bind(w.active)
+                    .bind(&w.display_name)
+                    .bind(Json(&w.doc))
+                    .bind(now())
+                    .bind(if_version)
+                    .bind(&w.display_name_lower)
+                    .bind(email_keys(scope, w));
+                match event {
+                    None => query.fetch_optional(c).await,
+                    Some(e) => {
+                        query
+                            .bind(Uuid::now_v7())
+                            .bind(e.change.kind.as_str())
+                            .bind(Json(e.actor.to_json()))
+                            .bind(&e.change.changed)
+                            .fetch_optional(c)
+                            .await
+                    }
+                }
             })
             .await
             .map_err(|e| e.unique_on(USER_NAME_KEY, "userName"))?;
+        if event.is_some() && row.is_some() {
+            self.notify.notify_waiters();
+        }
         row.as_ref().map(user_from_row).transpose()
     }
 
-    /// Deletes the user if it exists and matches `if_version` (when given).
+    /// Deletes the user if it exists and matches `if_version` (when given),
+    /// recording its events when `actor` is given.
     pub async fn delete_user_if(
         &self,
         scope: TenantScope,
         id: Uuid,
         if_version: Option<i64>,
+        actor: Option<&Actor>,
     ) -> Result<bool> {
-        self.delete_if(
-            "DELETE FROM users WHERE tenant_id = $1 AND id = $2 AND ($3::bigint IS NULL OR version = $3)",
-            scope,
-            id,
-            if_version,
-        )
+        match actor {
+            None => self.delete_if(
+                "DELETE FROM users WHERE tenant_id = $1 AND id = $2 AND ($3::bigint IS NULL OR version = $3)",
+                scope,
+                id,
+                if_version,
+                None,
+            ),
+            Some(actor) => self.delete_if(
+                concat!(
+                    "WITH a AS (SELECT set_config('scimd.actor', $4, true) AS actor), \
+                     d AS (DELETE FROM users WHERE tenant_id = $1 AND id = $2 \
+                     AND ($3::bigint IS NULL OR version = $3) AND age(xmin) >= 0 \
+                     RETURNING id, version, created_at, modified_at, doc, ",
+                    groups_of!("users"),
+                    "), e AS (INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, \
+                     resource_id, version, actor, created_at, modified_at, data, groups) \
+                     SELECT $1, $5, 'user.deleted', $6, 'User', d.id, d.version, a.actor::jsonb, \
+                     d.created_at, d.modified_at, d.doc, d.groups::jsonb FROM d, a) \
+                     SELECT count(*) FROM d"
+                ),
+                scope,
+                id,
+                if_version,
+                Some(actor),
+            ),
+        }
         .await
     }
 
     /// Runs a version-checked `DELETE` of one resource (`$1` tenant, `$2`
-    /// id, `$3` version or NULL); `true` when a row went.
+    /// id, `$3` version or NULL); `true` when a row went. With `actor`, the
+    /// statement records the events (`$4` the actor, `$5` an event id, `$6`
+    /// the time) and answers the number of rows deleted.
     pub(super) async fn delete_if(
         &self,
         sql: &'static str,
         scope: TenantScope,
         id: Uuid,
         if_version: Option<i64>,
+        actor: Option<&Actor>,
     ) -> Result<bool> {
-        let done = self
+        let deleted = self
             .on(async |c| {
-                sqlx::query(sql)
+                let query = sqlx::query(sql)
                     .bind(scope.tenant_id())
                     .bind(id)
-                    .bind(if_version)
-                    .execute(c)
-                    .await
+                    .bind(if_version);
+                match actor {
+                    None => query.execute(c).await.map(|done| done.rows_affected()),
+                    Some(actor) => query
+                        .bind(actor.to_json().to_string())
+                        .bind(Uuid::now_v7())
+                        .bind(now())
+                        .fetch_one(c)
+                        .await
+                        .and_then(|row| row.try_get::<i64, _>(0))
+                        .map(|n| n as u64),
+                }
             })
             .await?;
-        Ok(done.rows_affected() == 1)
+        if actor.is_some() && deleted == 1 {
+            self.notify.notify_waiters();
+        }
+        Ok(deleted == 1)
     }
 }

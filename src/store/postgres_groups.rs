@@ -10,13 +10,17 @@ use sqlx::types::Json;
 use sqlx::{Connection, Row, Transaction};
 use uuid::Uuid;
 
+use super::events::{self, NewEvent};
 use super::groups::{self, GroupTx};
+use super::now;
+use super::pg_conns::Lease;
 use super::postgres::PgStore;
 use super::query::ListQuery;
 use super::{
     GroupWrite, GroupWritten, Member, MemberKind, MemberPage, ModifyError, Result, StoreError,
     StoredGroup, TenantScope,
 };
+use crate::events::Actor;
 use crate::scim::membership::{MemberChange, NewMember};
 use crate::scim::schema::GROUP_RESOURCE;
 
@@ -37,9 +41,28 @@ fn group_from_row(row: &PgRow) -> Result<StoredGroup> {
 struct PgGroupTx<'c> {
     tx: Transaction<'c, Postgres>,
     tenant: Uuid,
+    /// The `actor` of the events this write records (none: events are off).
+    actor: Option<Value>,
+}
+
+/// The advisory-lock key of a group: the random half of its UUIDv7.
+fn group_lock_key(id: Uuid) -> i64 {
+    let bytes = id.as_bytes();
+    i64::from_be_bytes(bytes[8..16].try_into().unwrap_or_default())
 }
 
 impl GroupTx for PgGroupTx<'_> {
+    async fn exclude_writers(&mut self, group: Uuid) -> Result<()> {
+        // An advisory lock takes no transaction id: writers of one group get
+        // theirs in the order they come through here.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(group_lock_key(group))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+
     async fn lock_members(&mut self, ids: &[Uuid]) -> Result<HashMap<Uuid, MemberKind>> {
         // KEY SHARE: a concurrent DELETE of a member waits for this
         // transaction, and then removes the membership it made.
@@ -65,15 +88,23 @@ impl GroupTx for PgGroupTx<'_> {
     async fn lock_group(&mut self, id: Uuid) -> Result<Option<StoredGroup>> {
         // NO KEY UPDATE: excludes other writers of this group, but not a
         // write that adds this group to another (which takes KEY SHARE).
+        // `stale`: the row's last writer is younger than this transaction
+        // (a delete's trigger, which takes no advisory lock, got in first).
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {GROUP_COLUMNS} FROM groups WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE"
+            "SELECT {GROUP_COLUMNS}, age(xmin) < 0 AS stale FROM groups \
+             WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE"
         )))
         .bind(self.tenant)
         .bind(id)
         .fetch_optional(&mut *self.tx)
         .await
         .map_err(StoreError::from_sqlx)?;
-        row.as_ref().map(group_from_row).transpose()
+        let Some(row) = row else { return Ok(None) };
+        let stale: bool = row.try_get("stale").map_err(StoreError::from_sqlx)?;
+        if stale && self.actor.is_some() {
+            return Err(StoreError::Contention);
+        }
+        group_from_row(&row).map(Some)
     }
 
     async fn insert_group(&mut self, id: Uuid, at: DateTime<Utc>, w: &GroupWrite) -> Result<()> {
@@ -123,7 +154,7 @@ impl GroupTx for PgGroupTx<'_> {
         group: Uuid,
         members: &[Member],
         set_display: bool,
-    ) -> Result<u64> {
+    ) -> Result<(u64, Vec<Member>)> {
         let on_conflict = match set_display {
             true => {
                 "DO UPDATE SET display = EXCLUDED.display \
@@ -134,30 +165,75 @@ impl GroupTx for PgGroupTx<'_> {
         let ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
         let kinds: Vec<&str> = members.iter().map(|m| m.kind.as_str()).collect();
         let displays: Vec<Option<&str>> = members.iter().map(|m| m.display.as_deref()).collect();
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        // `xmax = 0`: a row this statement inserted, not one it updated.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) \
              SELECT $1, $2, m.id, m.kind, m.display FROM unnest($3::uuid[], $4::text[], $5::text[]) AS m(id, kind, display) \
-             ON CONFLICT (tenant_id, group_id, member_id) {on_conflict}"
+             ON CONFLICT (tenant_id, group_id, member_id) {on_conflict} \
+             RETURNING member_id, member_type, display, xmax = 0 AS inserted"
         )))
         .bind(self.tenant)
         .bind(group)
         .bind(&ids)
         .bind(&kinds)
         .bind(&displays)
-        .execute(&mut *self.tx)
+        .fetch_all(&mut *self.tx)
         .await
         .map_err(StoreError::from_sqlx)?;
-        Ok(done.rows_affected())
+        let mut joined = Vec::new();
+        for row in &rows {
+            if row.try_get("inserted").map_err(StoreError::from_sqlx)? {
+                joined.push(member_from_row(row)?);
+            }
+        }
+        Ok((rows.len() as u64, joined))
     }
 
-    async fn delete_members(&mut self, group: Uuid, ids: &[Uuid]) -> Result<u64> {
+    async fn delete_members(&mut self, group: Uuid, ids: &[Uuid]) -> Result<Vec<Member>> {
         self.delete_where(group, "member_id = ANY($3)", ids).await
     }
 
-    async fn delete_members_except(&mut self, group: Uuid, keep: &[Uuid]) -> Result<u64> {
+    async fn delete_members_except(&mut self, group: Uuid, keep: &[Uuid]) -> Result<Vec<Member>> {
         self.delete_where(group, "NOT (member_id = ANY($3))", keep)
             .await
     }
+
+    fn records_events(&self) -> bool {
+        self.actor.is_some()
+    }
+
+    async fn insert_events(&mut self, events: &[NewEvent]) -> Result<()> {
+        let Some(actor) = &self.actor else {
+            return Ok(());
+        };
+        sqlx::query(
+            "INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, version, \
+             actor, changed, created_at, modified_at, data, groups, member_id, member_type) \
+             SELECT $1, x.id, x.type, $2, x.resource_type, x.resource_id, x.version, $3, \
+             ARRAY(SELECT jsonb_array_elements_text(x.changed)), x.created_at, x.modified_at, x.data, \
+             x.groups, x.member_id, x.member_type \
+             FROM jsonb_to_recordset($4::jsonb) AS x(id uuid, type text, resource_type text, \
+             resource_id uuid, version bigint, changed jsonb, created_at timestamptz, \
+             modified_at timestamptz, data jsonb, groups jsonb, member_id uuid, member_type text)",
+        )
+        .bind(self.tenant)
+        .bind(now())
+        .bind(Json(actor))
+        .bind(events::rows_json(events, |t| Value::String(t.to_rfc3339())))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+}
+
+fn member_from_row(row: &PgRow) -> Result<Member> {
+    let kind: &str = row.try_get("member_type").map_err(StoreError::from_sqlx)?;
+    Ok(Member {
+        id: row.try_get("member_id").map_err(StoreError::from_sqlx)?,
+        kind: MemberKind::parse(kind),
+        display: row.try_get("display").map_err(StoreError::from_sqlx)?,
+    })
 }
 
 impl PgGroupTx<'_> {
@@ -170,56 +246,92 @@ impl PgGroupTx<'_> {
         .map_err(StoreError::from_sqlx)
     }
 
-    async fn delete_where(&mut self, group: Uuid, condition: &str, ids: &[Uuid]) -> Result<u64> {
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND {condition}"
+    async fn delete_where(
+        &mut self,
+        group: Uuid,
+        condition: &str,
+        ids: &[Uuid],
+    ) -> Result<Vec<Member>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND {condition} \
+             RETURNING member_id, member_type, display"
         )))
         .bind(self.tenant)
         .bind(group)
         .bind(ids)
-        .execute(&mut *self.tx)
+        .fetch_all(&mut *self.tx)
         .await
         .map_err(StoreError::from_sqlx)?;
-        Ok(done.rows_affected())
+        rows.iter().map(member_from_row).collect()
     }
 }
 
 impl PgStore {
+    async fn begin_group_write<'c>(
+        conn: &'c mut Lease,
+        scope: TenantScope,
+        actor: Option<&Actor>,
+    ) -> Result<PgGroupTx<'c>> {
+        Ok(PgGroupTx {
+            tx: conn.begin().await.map_err(StoreError::from_sqlx)?,
+            tenant: scope.tenant_id(),
+            actor: actor.map(Actor::to_json),
+        })
+    }
+
     pub async fn create_group(
         &self,
         scope: TenantScope,
         w: GroupWrite,
         members: Vec<NewMember>,
+        actor: Option<&Actor>,
     ) -> Result<GroupWritten> {
         let mut conn = self.lease().await?;
-        let mut tx = PgGroupTx {
-            tx: conn.begin().await.map_err(StoreError::from_sqlx)?,
-            tenant: scope.tenant_id(),
-        };
+        let mut tx = Self::begin_group_write(&mut conn, scope, actor).await?;
         let written = groups::create(&mut tx, w, members).await?;
         tx.finish(true).await?;
         conn.release();
+        if actor.is_some() {
+            self.notify.notify_waiters();
+        }
         Ok(written)
     }
 
+    /// One group write (see [`groups::modify`]), started over (bounded)
+    /// when the database or the event order asks for it.
     pub async fn modify_group<T, E>(
         &self,
         scope: TenantScope,
         id: Uuid,
         if_version: Option<i64>,
-        change: impl FnOnce(&Map<String, Value>) -> std::result::Result<(Map<String, Value>, T), E>,
-        members: Vec<MemberChange>,
+        change: impl Fn(&Map<String, Value>) -> std::result::Result<(Map<String, Value>, T), E>,
+        members: &[MemberChange],
+        actor: Option<&Actor>,
     ) -> std::result::Result<(GroupWritten, T), ModifyError<E>> {
-        let mut conn = self.lease().await?;
-        let mut tx = PgGroupTx {
-            tx: conn.begin().await.map_err(StoreError::from_sqlx)?,
-            tenant: scope.tenant_id(),
-        };
-        let (written, out, changed) =
-            groups::modify(&mut tx, id, if_version, change, members).await?;
-        tx.finish(changed).await?;
-        conn.release();
-        Ok((written, out))
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut conn = self.lease().await?;
+            let mut tx = Self::begin_group_write(&mut conn, scope, actor).await?;
+            match groups::modify(&mut tx, id, if_version, &change, members).await {
+                Ok((written, out, changed)) => {
+                    tx.finish(changed).await?;
+                    conn.release();
+                    if changed && actor.is_some() {
+                        self.notify.notify_waiters();
+                    }
+                    return Ok((written, out));
+                }
+                Err(ModifyError::Store(StoreError::Contention))
+                    if attempt < super::WRITE_ATTEMPTS =>
+                {
+                    tx.finish(false).await?;
+                    conn.release();
+                    super::back_off(attempt).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     pub async fn get_group(&self, scope: TenantScope, id: Uuid) -> Result<Option<StoredGroup>> {
@@ -289,13 +401,32 @@ impl PgStore {
         scope: TenantScope,
         id: Uuid,
         if_version: Option<i64>,
+        actor: Option<&Actor>,
     ) -> Result<bool> {
-        self.delete_if(
-            "DELETE FROM groups WHERE tenant_id = $1 AND id = $2 AND ($3::bigint IS NULL OR version = $3)",
-            scope,
-            id,
-            if_version,
-        )
+        match actor {
+            None => self.delete_if(
+                "DELETE FROM groups WHERE tenant_id = $1 AND id = $2 AND ($3::bigint IS NULL OR version = $3)",
+                scope,
+                id,
+                if_version,
+                None,
+            ),
+            Some(actor) => self.delete_if(
+                "WITH a AS (SELECT set_config('scimd.actor', $4, true) AS actor), \
+                 d AS (DELETE FROM groups WHERE tenant_id = $1 AND id = $2 \
+                 AND ($3::bigint IS NULL OR version = $3) AND age(xmin) >= 0 \
+                 RETURNING id, version, created_at, modified_at, doc), \
+                 e AS (INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, \
+                 resource_id, version, actor, created_at, modified_at, data, groups) \
+                 SELECT $1, $5, 'group.deleted', $6, 'Group', d.id, d.version, a.actor::jsonb, \
+                 d.created_at, d.modified_at, d.doc, '[]'::jsonb FROM d, a) \
+                 SELECT count(*) FROM d",
+                scope,
+                id,
+                if_version,
+                Some(actor),
+            ),
+        }
         .await
     }
 }

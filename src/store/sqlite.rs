@@ -17,6 +17,10 @@ use super::query::{Bind, Dialect, ListQuery, list_sql};
 use crate::scim::schema::USER_RESOURCE;
 use sqlx::AssertSqlSafe;
 
+use super::events::{NewEvent, UserEvent};
+use super::sqlite_groups::insert_events;
+use crate::events::{Actor, EventType};
+
 use super::{
     GroupRef, KeyInfo, KeyRecord, NewKey, PROJECT_KEY, PoolConfig, Project, Result, StoreError,
     StoredUser, TENANT_NAME_KEY, Tenant, TenantScope, USER_NAME_KEY, UserWrite, now,
@@ -27,6 +31,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Woken after a write that recorded events (for readers that wait).
+    pub(super) notify: std::sync::Arc<tokio::sync::Notify>,
     /// SQLite has one writer at a time. Writers of this process queue here
     /// (first come, first served) instead of spinning on SQLITE_BUSY, whose
     /// back-off makes tail latency explode under concurrent writes. Other
@@ -190,6 +196,7 @@ impl SqliteStore {
             .map_err(StoreError::from_sqlx)?;
         Ok(SqliteStore {
             pool,
+            notify: Default::default(),
             write_lock: Default::default(),
         })
     }
@@ -416,10 +423,20 @@ impl SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn create_user(&self, scope: TenantScope, w: &UserWrite) -> Result<StoredUser> {
+    pub async fn create_user(
+        &self,
+        scope: TenantScope,
+        w: &UserWrite,
+        actor: Option<&Actor>,
+    ) -> Result<StoredUser> {
         let id = Uuid::now_v7();
         let at = now();
         let _turn = self.writer().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::from_sqlx)?;
         sqlx::query(
             "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc, display_name_lower) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9, $10)",
@@ -434,17 +451,51 @@ impl SqliteStore {
         .bind(millis(at))
         .bind(doc_text(&w.doc))
         .bind(&w.display_name_lower)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
-        Ok(StoredUser {
+        let user = StoredUser {
             id,
             version: 1,
             created: at,
             modified: at,
             doc: w.doc.clone(),
             groups: Vec::new(),
-        })
+        };
+        if let Some(actor) = actor {
+            let event = NewEvent::user(EventType::UserCreated, &user, Vec::new());
+            insert_events(
+                &mut tx,
+                &scope.tenant_id().to_string(),
+                &actor.to_json(),
+                &[event],
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        if actor.is_some() {
+            self.notify.notify_waiters();
+        }
+        Ok(user)
+    }
+
+    /// The user, with its groups, read inside a transaction.
+    pub(super) async fn user_in(
+        conn: &mut sqlx::SqliteConnection,
+        scope: TenantScope,
+        id: Uuid,
+    ) -> Result<Option<StoredUser>> {
+        let row = sqlx::query(concat!(
+            "SELECT id, version, created_at, modified_at, doc, ",
+            groups_of!("users"),
+            " FROM users WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(scope.tenant_id().to_string())
+        .bind(id.to_string())
+        .fetch_optional(conn)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        row.as_ref().map(user_from_row).transpose()
     }
 
     pub async fn get_user(&self, scope: TenantScope, id: Uuid) -> Result<Option<StoredUser>> {
@@ -503,16 +554,23 @@ impl SqliteStore {
     }
 
     /// The conditional UPDATE of a replace: changes the row only if it exists,
-    /// matches `if_version` (when given) and its document differs.
+    /// matches `if_version` (when given) and its document differs; records
+    /// `event` with it.
     pub async fn update_user_if_changed(
         &self,
         scope: TenantScope,
         id: Uuid,
         w: &UserWrite,
         if_version: Option<i64>,
+        event: Option<UserEvent<'_>>,
     ) -> Result<Option<StoredUser>> {
         let doc = doc_text(&w.doc);
         let _turn = self.writer().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::from_sqlx)?;
         let row = sqlx::query(concat!(
             "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
              display_name = $7, doc = $8, version = version + 1, modified_at = $9, display_name_lower = $11 \
@@ -531,19 +589,41 @@ impl SqliteStore {
         .bind(millis(now()))
         .bind(if_version)
         .bind(&w.display_name_lower)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
-        row.as_ref().map(user_from_row).transpose()
+        let user = row.as_ref().map(user_from_row).transpose()?;
+        if let (Some(user), Some(e)) = (&user, event) {
+            let event = NewEvent::user(e.change.kind, user, e.change.changed.clone());
+            insert_events(
+                &mut tx,
+                &scope.tenant_id().to_string(),
+                &e.actor.to_json(),
+                &[event],
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        if event.is_some() && user.is_some() {
+            self.notify.notify_waiters();
+        }
+        Ok(user)
     }
 
-    /// Deletes the user if it exists and matches `if_version` (when given).
+    /// Deletes the user if it exists and matches `if_version` (when given),
+    /// recording its events when `actor` is given.
     pub async fn delete_user_if(
         &self,
         scope: TenantScope,
         id: Uuid,
         if_version: Option<i64>,
+        actor: Option<&Actor>,
     ) -> Result<bool> {
+        if let Some(actor) = actor {
+            return self
+                .delete_user_recorded(scope, id, if_version, actor)
+                .await;
+        }
         let _turn = self.writer().await;
         let done = sqlx::query(
             "DELETE FROM users WHERE tenant_id = $1 AND id = $2 AND ($3 IS NULL OR version = $3)",

@@ -13,13 +13,16 @@ use sqlx::Transaction;
 use sqlx::sqlite::{Sqlite, SqliteRow};
 use uuid::Uuid;
 
+use super::events::{self, NewEvent};
 use super::groups::{self, GroupTx};
+use super::now;
 use super::query::ListQuery;
 use super::sqlite::{SqliteStore, doc_text, from_millis, get, millis, parse_uuid};
 use super::{
     GroupWrite, GroupWritten, Member, MemberKind, MemberPage, ModifyError, Result, StoreError,
     StoredGroup, TenantScope,
 };
+use crate::events::{Actor, EventType};
 use crate::scim::membership::{MemberChange, NewMember};
 use crate::scim::schema::GROUP_RESOURCE;
 
@@ -44,9 +47,24 @@ fn json_ids(ids: &[Uuid]) -> String {
 struct SqliteGroupTx {
     tx: Transaction<'static, Sqlite>,
     tenant: String,
+    /// The `actor` of the events this write records (none: events are off).
+    actor: Option<Value>,
+}
+
+fn member_from_row(row: &SqliteRow) -> Result<Member> {
+    Ok(Member {
+        id: parse_uuid(&get::<String>(row, "member_id")?)?,
+        kind: MemberKind::parse(&get::<String>(row, "member_type")?),
+        display: get(row, "display")?,
+    })
 }
 
 impl GroupTx for SqliteGroupTx {
+    async fn exclude_writers(&mut self, _group: Uuid) -> Result<()> {
+        // The transaction holds SQLite's one write lock already.
+        Ok(())
+    }
+
     async fn lock_members(&mut self, ids: &[Uuid]) -> Result<HashMap<Uuid, MemberKind>> {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT id, 'User' FROM users WHERE tenant_id = $1 AND id IN (SELECT value FROM json_each($2)) \
@@ -121,40 +139,63 @@ impl GroupTx for SqliteGroupTx {
         group: Uuid,
         members: &[Member],
         set_display: bool,
-    ) -> Result<u64> {
-        let on_conflict = match set_display {
-            true => {
-                "DO UPDATE SET display = excluded.display \
-                     WHERE group_members.display IS NOT excluded.display"
-            }
-            false => "DO NOTHING",
-        };
+    ) -> Result<(u64, Vec<Member>)> {
         let rows: Vec<Value> = members
             .iter()
             .map(|m| json!({"id": m.id.to_string(), "kind": m.kind.as_str(), "display": m.display}))
             .collect();
-        // `WHERE true` keeps SQLite from reading ON CONFLICT as a join clause.
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = Value::from(rows).to_string();
+        // `WHERE true` keeps SQLite from reading ON CONFLICT as a join
+        // clause. RETURNING names only the rows inserted.
+        let joined = sqlx::query(
             "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) \
              SELECT $1, $2, j.value ->> '$.id', j.value ->> '$.kind', j.value ->> '$.display' \
              FROM json_each($3) j WHERE true \
-             ON CONFLICT (tenant_id, group_id, member_id) {on_conflict}"
-        )))
+             ON CONFLICT (tenant_id, group_id, member_id) DO NOTHING \
+             RETURNING member_id, member_type, display",
+        )
         .bind(&self.tenant)
         .bind(group.to_string())
-        .bind(Value::from(rows).to_string())
-        .execute(&mut *self.tx)
+        .bind(&rows)
+        .fetch_all(&mut *self.tx)
         .await
         .map_err(StoreError::from_sqlx)?;
-        Ok(done.rows_affected())
+        let joined: Vec<Member> = joined.iter().map(member_from_row).collect::<Result<_>>()?;
+        let mut written = joined.len() as u64;
+        if set_display {
+            let done = sqlx::query(
+                "UPDATE group_members SET display = j.value ->> '$.display' FROM json_each($3) j \
+                 WHERE tenant_id = $1 AND group_id = $2 AND member_id = j.value ->> '$.id' \
+                 AND display IS NOT j.value ->> '$.display'",
+            )
+            .bind(&self.tenant)
+            .bind(group.to_string())
+            .bind(&rows)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            written += done.rows_affected();
+        }
+        Ok((written, joined))
     }
 
-    async fn delete_members(&mut self, group: Uuid, ids: &[Uuid]) -> Result<u64> {
+    async fn delete_members(&mut self, group: Uuid, ids: &[Uuid]) -> Result<Vec<Member>> {
         self.delete_where(group, "IN", ids).await
     }
 
-    async fn delete_members_except(&mut self, group: Uuid, keep: &[Uuid]) -> Result<u64> {
+    async fn delete_members_except(&mut self, group: Uuid, keep: &[Uuid]) -> Result<Vec<Member>> {
         self.delete_where(group, "NOT IN", keep).await
+    }
+
+    fn records_events(&self) -> bool {
+        self.actor.is_some()
+    }
+
+    async fn insert_events(&mut self, events: &[NewEvent]) -> Result<()> {
+        match &self.actor {
+            Some(actor) => insert_events(&mut self.tx, &self.tenant, actor, events).await,
+            None => Ok(()),
+        }
     }
 }
 
@@ -168,18 +209,19 @@ impl SqliteGroupTx {
         .map_err(StoreError::from_sqlx)
     }
 
-    async fn delete_where(&mut self, group: Uuid, op: &str, ids: &[Uuid]) -> Result<u64> {
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+    async fn delete_where(&mut self, group: Uuid, op: &str, ids: &[Uuid]) -> Result<Vec<Member>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 \
-             AND member_id {op} (SELECT value FROM json_each($3))"
+             AND member_id {op} (SELECT value FROM json_each($3)) \
+             RETURNING member_id, member_type, display"
         )))
         .bind(&self.tenant)
         .bind(group.to_string())
         .bind(json_ids(ids))
-        .execute(&mut *self.tx)
+        .fetch_all(&mut *self.tx)
         .await
         .map_err(StoreError::from_sqlx)?;
-        Ok(done.rows_affected())
+        rows.iter().map(member_from_row).collect()
     }
 }
 
@@ -189,6 +231,7 @@ impl SqliteStore {
     async fn begin_group_write(
         &self,
         scope: TenantScope,
+        actor: Option<&Actor>,
     ) -> Result<(tokio::sync::OwnedMutexGuard<()>, SqliteGroupTx)> {
         let turn = self.writer().await;
         let tx = self
@@ -197,7 +240,8 @@ impl SqliteStore {
             .await
             .map_err(StoreError::from_sqlx)?;
         let tenant = scope.tenant_id().to_string();
-        Ok((turn, SqliteGroupTx { tx, tenant }))
+        let actor = actor.map(Actor::to_json);
+        Ok((turn, SqliteGroupTx { tx, tenant, actor }))
     }
 
     pub async fn create_group(
@@ -205,10 +249,14 @@ impl SqliteStore {
         scope: TenantScope,
         w: GroupWrite,
         members: Vec<NewMember>,
+        actor: Option<&Actor>,
     ) -> Result<GroupWritten> {
-        let (_turn, mut tx) = self.begin_group_write(scope).await?;
+        let (_turn, mut tx) = self.begin_group_write(scope, actor).await?;
         let written = groups::create(&mut tx, w, members).await?;
         tx.finish(true).await?;
+        if actor.is_some() {
+            self.notify.notify_waiters();
+        }
         Ok(written)
     }
 
@@ -217,13 +265,17 @@ impl SqliteStore {
         scope: TenantScope,
         id: Uuid,
         if_version: Option<i64>,
-        change: impl FnOnce(&Map<String, Value>) -> std::result::Result<(Map<String, Value>, T), E>,
-        members: Vec<MemberChange>,
+        change: impl Fn(&Map<String, Value>) -> std::result::Result<(Map<String, Value>, T), E>,
+        members: &[MemberChange],
+        actor: Option<&Actor>,
     ) -> std::result::Result<(GroupWritten, T), ModifyError<E>> {
-        let (_turn, mut tx) = self.begin_group_write(scope).await?;
+        let (_turn, mut tx) = self.begin_group_write(scope, actor).await?;
         let (written, out, changed) =
             groups::modify(&mut tx, id, if_version, change, members).await?;
         tx.finish(changed).await?;
+        if changed && actor.is_some() {
+            self.notify.notify_waiters();
+        }
         Ok((written, out))
     }
 
@@ -291,17 +343,149 @@ impl SqliteStore {
         scope: TenantScope,
         id: Uuid,
         if_version: Option<i64>,
+        actor: Option<&Actor>,
     ) -> Result<bool> {
-        let _turn = self.writer().await;
-        let done = sqlx::query(
-            "DELETE FROM groups WHERE tenant_id = $1 AND id = $2 AND ($3 IS NULL OR version = $3)",
-        )
-        .bind(scope.tenant_id().to_string())
+        let Some(actor) = actor else {
+            let _turn = self.writer().await;
+            let done = sqlx::query(
+                "DELETE FROM groups WHERE tenant_id = $1 AND id = $2 AND ($3 IS NULL OR version = $3)",
+            )
+            .bind(scope.tenant_id().to_string())
+            .bind(id.to_string())
+            .bind(if_version)
+            .execute(self.pool())
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            return Ok(done.rows_affected() == 1);
+        };
+        let (_turn, mut tx) = self.begin_group_write(scope, Some(actor)).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {GROUP_COLUMNS} FROM groups WHERE tenant_id = $1 AND id = $2 AND ($3 IS NULL OR version = $3)"
+        )))
+        .bind(&tx.tenant)
         .bind(id.to_string())
         .bind(if_version)
-        .execute(self.pool())
+        .fetch_optional(&mut *tx.tx)
         .await
         .map_err(StoreError::from_sqlx)?;
-        Ok(done.rows_affected() == 1)
+        let Some(row) = row else {
+            tx.finish(false).await?;
+            return Ok(false);
+        };
+        let group = group_from_row(&row)?;
+        let mut events = vec![NewEvent::group(EventType::GroupDeleted, &group, Vec::new())];
+        events.extend(
+            self.forget_member(&mut tx, id, MemberKind::Group, "groups")
+                .await?,
+        );
+        tx.insert_events(&events).await?;
+        tx.finish(true).await?;
+        self.notify.notify_waiters();
+        Ok(true)
     }
+
+    /// Deletes user or group `id` from `table` inside `tx` (its trigger
+    /// removes it from every group); the member events that follows.
+    async fn forget_member(
+        &self,
+        tx: &mut SqliteGroupTx,
+        id: Uuid,
+        kind: MemberKind,
+        table: &str,
+    ) -> Result<Vec<NewEvent>> {
+        let groups: Vec<String> = sqlx::query_scalar(
+            "SELECT group_id FROM group_members WHERE tenant_id = $1 AND member_id = $2",
+        )
+        .bind(&tx.tenant)
+        .bind(id.to_string())
+        .fetch_all(&mut *tx.tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE tenant_id = $1 AND id = $2"
+        )))
+        .bind(&tx.tenant)
+        .bind(id.to_string())
+        .execute(&mut *tx.tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        let versions: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT id, version FROM groups WHERE tenant_id = $1 AND id IN (SELECT value FROM json_each($2)) ORDER BY id",
+        )
+        .bind(&tx.tenant)
+        .bind(Value::from(groups).to_string())
+        .fetch_all(&mut *tx.tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        let member = Member {
+            id,
+            kind,
+            display: None,
+        };
+        versions
+            .iter()
+            .map(|(group, version)| {
+                Ok(NewEvent::member(
+                    parse_uuid(group)?,
+                    *version,
+                    &member,
+                    false,
+                ))
+            })
+            .collect()
+    }
+
+    /// Deletes a user, recording its events (see [`Self::forget_member`]).
+    pub(super) async fn delete_user_recorded(
+        &self,
+        scope: TenantScope,
+        id: Uuid,
+        if_version: Option<i64>,
+        actor: &Actor,
+    ) -> Result<bool> {
+        let (_turn, mut tx) = self.begin_group_write(scope, Some(actor)).await?;
+        let Some(user) = Self::user_in(&mut tx.tx, scope, id).await? else {
+            tx.finish(false).await?;
+            return Ok(false);
+        };
+        if if_version.is_some_and(|v| v != user.version) {
+            tx.finish(false).await?;
+            return Ok(false);
+        }
+        let mut events = vec![NewEvent::user(EventType::UserDeleted, &user, Vec::new())];
+        events.extend(
+            self.forget_member(&mut tx, id, MemberKind::User, "users")
+                .await?,
+        );
+        tx.insert_events(&events).await?;
+        tx.finish(true).await?;
+        self.notify.notify_waiters();
+        Ok(true)
+    }
+}
+
+/// Inserts `events` as one statement (rows from a JSON array).
+pub(super) async fn insert_events(
+    conn: &mut sqlx::SqliteConnection,
+    tenant: &str,
+    actor: &Value,
+    events: &[NewEvent],
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, version, \
+         actor, changed, created_at, modified_at, data, groups, member_id, member_type) \
+         SELECT $1, j.value ->> '$.id', j.value ->> '$.type', $2, j.value ->> '$.resource_type', \
+         j.value ->> '$.resource_id', j.value ->> '$.version', $3, j.value -> '$.changed', \
+         j.value ->> '$.created_at', j.value ->> '$.modified_at', j.value -> '$.data', \
+         j.value -> '$.groups', j.value ->> '$.member_id', j.value ->> '$.member_type' \
+         FROM json_each($4) j",
+    )
+    .bind(tenant)
+    .bind(millis(now()))
+    .bind(actor.to_string())
+    .bind(events::rows_json(events, |t| Value::from(millis(t))))
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(())
 }

@@ -218,6 +218,35 @@ both_backends! {
         let (ok, _, err) = scimd(&app, &["admin", "project", "create", "--name", "x", "--id", "bad id!"]);
         assert!(!ok && err.contains("invalid project id"), "{err}");
     }
+
+    async fn events_tail_prints_the_feed_as_json_lines(app) {
+        let user = app.create_user(serde_json::json!({"userName": "tailed"})).await;
+        app.create_user(serde_json::json!({"userName": "second"})).await;
+        // On PostgreSQL events become readable once the transactions that
+        // started before them have ended, in any database of the cluster.
+        let mut out = String::new();
+        for _ in 0..100 {
+            let (ok, printed, err) = scimd(&app, &["events", "tail", "--project", &app.project_id, "--tenant", "a"]);
+            assert!(ok, "{err}");
+            out = printed;
+            if out.lines().count() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert_eq!(lines[0]["type"], "user.created");
+        assert_eq!(lines[0]["resourceId"], user["id"]);
+        assert_eq!(lines[0]["data"]["userName"], "tailed");
+        let cursor = lines[0]["cursor"].as_str().unwrap();
+        let (ok, out, err) = scimd(&app, &["events", "tail", "--project", &app.project_id, "--tenant", "a", "--after", cursor]);
+        assert!(ok, "{err}");
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains("\"second\""), "{out}");
+        let (ok, _, err) = scimd(&app, &["events", "tail", "--project", &app.project_id, "--tenant", "a", "--after", "forged"]);
+        assert!(!ok && err.contains("not an event cursor"), "{err}");
+    }
 }
 
 both_backends! {

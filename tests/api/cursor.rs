@@ -23,7 +23,7 @@ async fn seed(app: &TestApp, n: usize, prefix: &str) -> Vec<String> {
         .unwrap();
         ids.push(
             app.store
-                .create_user(scope, &UserWrite::from_doc(doc))
+                .create_user(scope, &UserWrite::from_doc(doc), None)
                 .await
                 .unwrap()
                 .id

@@ -5,75 +5,20 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
 
 use crate::both_backends;
-use crate::helpers::{TestApp, assert_scim_error, json_of};
+use crate::helpers::{
+    TestApp, assert_scim_error, json_of, read_until, status_and_body, whole_response,
+};
 use scimd::scim::patch::PATCH_OP_URN;
 use scimd::store::PoolConfig;
 use scimd::{ConnectionLimits, HttpSettings};
 
 fn host_port(app: &TestApp) -> String {
     app.origin.trim_start_matches("http://").to_owned()
-}
-
-/// Reads from `stream` until `done` says what arrived is complete or the
-/// server closes the connection (`Some` of what it sent), or `within`
-/// passes first (`None`).
-async fn read_until(
-    stream: &mut TcpStream,
-    within: Duration,
-    done: impl Fn(&[u8]) -> bool,
-) -> Option<Vec<u8>> {
-    let deadline = Instant::now() + within;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !done(&got) {
-        match timeout(
-            deadline.saturating_duration_since(Instant::now()),
-            stream.read(&mut buf),
-        )
-        .await
-        {
-            Err(_) => return None,
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    Some(got)
-}
-
-/// Whether `raw` holds a whole HTTP/1.1 response: its head, and a body of
-/// its Content-Length.
-fn whole_response(raw: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(raw);
-    let Some(end) = text.find("\r\n\r\n") else {
-        return false;
-    };
-    let length = text[..end]
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-        })
-        .unwrap_or(0);
-    raw.len() >= end + 4 + length
-}
-
-/// The status line and the body of a raw HTTP/1.1 response.
-fn status_and_body(raw: &[u8]) -> (u16, Value) {
-    let text = String::from_utf8_lossy(raw);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {text}"));
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    let json = serde_json::from_str(body.trim()).unwrap_or(Value::Null);
-    (status, json)
 }
 
 /// What a user looks like to GET, and how many users there are.

@@ -8,6 +8,7 @@ mod cli;
 mod cursor;
 mod discovery;
 mod errors;
+mod events;
 mod faults;
 mod groups;
 mod hardening;

@@ -270,7 +270,7 @@ both_backends! {
         let mut users = Vec::new();
         for i in 0..60 {
             let doc = resource::normalize(&USER_RESOURCE, random_user(&mut rng, i)).unwrap();
-            users.push(app.store.create_user(scope, &UserWrite::from_doc(doc)).await.unwrap());
+            users.push(app.store.create_user(scope, &UserWrite::from_doc(doc), None).await.unwrap());
         }
         let rendered: Vec<(String, serde_json::Map<String, Value>)> = users
             .iter()

@@ -1,0 +1,174 @@
+//! Change events on PostgreSQL: reading a tenant's feed in (xid, seq) order
+//! below the oldest running transaction, and retention (see `events.rs`).
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::events::{self, EventPage, EventQuery, Position, Snapshot, StoredEvent};
+use super::postgres::PgStore;
+use super::{GroupRef, MemberKind, Result, StoreError, TenantScope};
+
+/// Rows removed per retention statement.
+const PURGE_BATCH: i64 = 10_000;
+
+fn event_from_row(row: &PgRow) -> Result<StoredEvent> {
+    let get = |e: sqlx::Error| StoreError::from_sqlx(e);
+    let kind = events::event_type(row.try_get("type").map_err(get)?)?;
+    let snapshot = match row
+        .try_get::<Option<Json<Map<String, Value>>>, _>("data")
+        .map_err(get)?
+    {
+        None => None,
+        Some(Json(doc)) => Some(Snapshot {
+            created: row.try_get("created_at").map_err(get)?,
+            modified: row.try_get("modified_at").map_err(get)?,
+            doc,
+            groups: match row.try_get::<Option<String>, _>("groups").map_err(get)? {
+                Some(text) => GroupRef::parse_list(&text)?,
+                None => Vec::new(),
+            },
+        }),
+    };
+    let member = match row.try_get::<Option<Uuid>, _>("member_id").map_err(get)? {
+        None => None,
+        Some(id) => {
+            let kind: Option<&str> = row.try_get("member_type").map_err(get)?;
+            Some((id, MemberKind::parse(kind.unwrap_or("User"))))
+        }
+    };
+    let resource: &str = row.try_get("resource_type").map_err(get)?;
+    Ok(StoredEvent {
+        position: Position {
+            xid: row.try_get("xid").map_err(get)?,
+            seq: row.try_get("seq").map_err(get)?,
+        },
+        id: row.try_get("id").map_err(get)?,
+        kind,
+        occurred_at: row.try_get("occurred_at").map_err(get)?,
+        resource: MemberKind::parse(resource),
+        resource_id: row.try_get("resource_id").map_err(get)?,
+        version: row.try_get("version").map_err(get)?,
+        actor: row
+            .try_get::<Option<Json<Value>>, _>("actor")
+            .map_err(get)?
+            .map_or(Value::Null, |Json(v)| v),
+        changed: row
+            .try_get::<Option<Vec<String>>, _>("changed")
+            .map_err(get)?
+            .unwrap_or_default(),
+        snapshot,
+        member,
+    })
+}
+
+impl PgStore {
+    /// A page of the tenant's events after `q.after`, in (xid, seq) order,
+    /// only of transactions older than every running one. One statement:
+    /// the head and the events come from the same snapshot.
+    pub async fn read_events(&self, scope: TenantScope, q: &EventQuery) -> Result<EventPage> {
+        let types: Option<Vec<&str>> =
+            (!q.types.is_empty()).then(|| q.types.iter().map(|t| t.as_str()).collect());
+        let limit = i64::try_from(q.limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let rows = self
+            .on(async |c| {
+                sqlx::query(
+                    "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) \
+                     SELECT h.xmin::text::bigint AS head, e.* FROM h LEFT JOIN LATERAL ( \
+                       SELECT xid::text::bigint AS xid, seq, id, type, occurred_at, resource_type, \
+                       resource_id, version, actor, changed, created_at, modified_at, data, \
+                       groups::text AS groups, member_id, member_type FROM events \
+                       WHERE tenant_id = $1 AND (xid, seq) > ($2::bigint::text::xid8, $3) \
+                       AND xid < h.xmin \
+                       AND ($4::text[] IS NULL OR type = ANY($4)) \
+                       AND ($5::uuid IS NULL OR resource_id = $5) \
+                       ORDER BY xid, seq LIMIT $6) e ON true",
+                )
+                .bind(scope.tenant_id())
+                .bind(q.after.xid)
+                .bind(q.after.seq)
+                .bind(types)
+                .bind(q.resource_id)
+                .bind(limit)
+                .fetch_all(c)
+                .await
+            })
+            .await?;
+        let head_xmin: i64 = match rows.first() {
+            Some(row) => row.try_get("head").map_err(StoreError::from_sqlx)?,
+            None => 0,
+        };
+        // Every transaction below the snapshot's xmin has ended.
+        let head = Position {
+            xid: head_xmin - 1,
+            seq: i64::MAX,
+        };
+        let mut found = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row
+                .try_get::<Option<i64>, _>("seq")
+                .map_err(StoreError::from_sqlx)?
+                .is_some()
+            {
+                found.push(event_from_row(row)?);
+            }
+        }
+        Ok(EventPage::from_rows(found, q, head))
+    }
+
+    /// The last event retention removed from the tenant's feed.
+    pub async fn event_horizon(&self, scope: TenantScope) -> Result<Position> {
+        let row: Option<(i64, i64)> = self
+            .on(async |c| {
+                sqlx::query_as(
+                    "SELECT xid::text::bigint, seq FROM event_horizons WHERE tenant_id = $1",
+                )
+                .bind(scope.tenant_id())
+                .fetch_optional(c)
+                .await
+            })
+            .await?;
+        Ok(row.map_or(Position::START, |(xid, seq)| Position { xid, seq }))
+    }
+
+    /// Removes events that occurred before `cutoff`, in bounded batches,
+    /// moving each tenant's horizon past them. Returns how many went.
+    pub async fn purge_events(&self, cutoff: DateTime<Utc>) -> Result<u64> {
+        let mut total = 0;
+        for _ in 0..10_000 {
+            let gone: i64 = self
+                .on(async |c| {
+                    sqlx::query_scalar(
+                        "WITH gone AS (DELETE FROM events WHERE (tenant_id, xid, seq) IN ( \
+                           SELECT tenant_id, xid, seq FROM events WHERE occurred_at < $1 LIMIT $2) \
+                           RETURNING tenant_id, xid, seq), \
+                         last AS (SELECT DISTINCT ON (tenant_id) tenant_id, xid, seq FROM gone \
+                           ORDER BY tenant_id, xid DESC, seq DESC), \
+                         moved AS (INSERT INTO event_horizons (tenant_id, xid, seq) \
+                           SELECT tenant_id, xid, seq FROM last \
+                           ON CONFLICT (tenant_id) DO UPDATE SET xid = EXCLUDED.xid, seq = EXCLUDED.seq \
+                           WHERE (event_horizons.xid, event_horizons.seq) < (EXCLUDED.xid, EXCLUDED.seq)) \
+                         SELECT count(*) FROM gone",
+                    )
+                    .bind(cutoff)
+                    .bind(PURGE_BATCH)
+                    .fetch_one(c)
+                    .await
+                })
+                .await?;
+            total += gone as u64;
+            if gone < PURGE_BATCH {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Woken after every write of this process that recorded events.
+    pub fn events_notify(&self) -> &tokio::sync::Notify {
+        &self.notify
+    }
+}

@@ -1,0 +1,172 @@
+//! Change events on SQLite: one writer at a time, so a tenant's feed is
+//! read in rowid order, and retention (see `events.rs`).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::sqlite::SqliteRow;
+
+use super::events::{self, EventPage, EventQuery, Position, Snapshot, StoredEvent};
+use super::sqlite::{SqliteStore, from_millis, get, millis, parse_uuid};
+use super::{GroupRef, MemberKind, Result, StoreError, TenantScope};
+
+/// Rows removed per retention statement.
+const PURGE_BATCH: i64 = 10_000;
+
+fn event_from_row(row: &SqliteRow) -> Result<StoredEvent> {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
+    let snapshot = match get::<Option<String>>(row, "data")? {
+        None => None,
+        Some(doc) => Some(Snapshot {
+            created: from_millis(get(row, "created_at")?)?,
+            modified: from_millis(get(row, "modified_at")?)?,
+            doc: serde_json::from_str(&doc).map_err(corrupt)?,
+            groups: match get::<Option<String>>(row, "groups")? {
+                Some(text) => GroupRef::parse_list(&text)?,
+                None => Vec::new(),
+            },
+        }),
+    };
+    let member = match get::<Option<String>>(row, "member_id")? {
+        None => None,
+        Some(id) => {
+            let kind: Option<String> = get(row, "member_type")?;
+            Some((
+                parse_uuid(&id)?,
+                MemberKind::parse(kind.as_deref().unwrap_or("User")),
+            ))
+        }
+    };
+    let changed: Option<String> = get(row, "changed")?;
+    let actor: Option<String> = get(row, "actor")?;
+    Ok(StoredEvent {
+        position: Position {
+            xid: 0,
+            seq: get(row, "seq")?,
+        },
+        id: parse_uuid(&get::<String>(row, "id")?)?,
+        kind: events::event_type(&get::<String>(row, "type")?)?,
+        occurred_at: from_millis(get(row, "occurred_at")?)?,
+        resource: MemberKind::parse(&get::<String>(row, "resource_type")?),
+        resource_id: parse_uuid(&get::<String>(row, "resource_id")?)?,
+        version: get(row, "version")?,
+        actor: match actor {
+            Some(text) => serde_json::from_str(&text).map_err(corrupt)?,
+            None => Value::Null,
+        },
+        changed: match changed {
+            Some(text) => serde_json::from_str(&text).map_err(corrupt)?,
+            None => Vec::new(),
+        },
+        snapshot,
+        member,
+    })
+}
+
+impl SqliteStore {
+    /// A page of the tenant's events after `q.after`, in rowid order. The
+    /// head (the largest rowid ever given, which retention does not lower)
+    /// is read first and bounds the page, so that what the page skips
+    /// (filtered out) it skips only up to where it read.
+    pub async fn read_events(&self, scope: TenantScope, q: &EventQuery) -> Result<EventPage> {
+        let head: Option<i64> =
+            sqlx::query_scalar("SELECT max(seq) FROM sqlite_sequence WHERE name = 'events'")
+                .fetch_one(self.pool())
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        let head = Position {
+            xid: 0,
+            seq: head.unwrap_or(0),
+        };
+        let types: Option<String> = (!q.types.is_empty()).then(|| {
+            Value::from(q.types.iter().map(|t| t.as_str()).collect::<Vec<_>>()).to_string()
+        });
+        let rows = sqlx::query(
+            "SELECT seq, id, type, occurred_at, resource_type, resource_id, version, actor, changed, \
+             created_at, modified_at, data, groups, member_id, member_type FROM events \
+             WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 \
+             AND ($4 IS NULL OR type IN (SELECT value FROM json_each($4))) \
+             AND ($5 IS NULL OR resource_id = $5) \
+             ORDER BY seq LIMIT $6",
+        )
+        .bind(scope.tenant_id().to_string())
+        .bind(q.after.seq)
+        .bind(head.seq)
+        .bind(types)
+        .bind(q.resource_id.map(|id| id.to_string()))
+        .bind(i64::try_from(q.limit.saturating_add(1)).unwrap_or(i64::MAX))
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        let events = rows.iter().map(event_from_row).collect::<Result<_>>()?;
+        Ok(EventPage::from_rows(events, q, head))
+    }
+
+    /// The last event retention removed from the tenant's feed.
+    pub async fn event_horizon(&self, scope: TenantScope) -> Result<Position> {
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM event_horizons WHERE tenant_id = $1")
+                .bind(scope.tenant_id().to_string())
+                .fetch_optional(self.pool())
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        Ok(Position {
+            xid: 0,
+            seq: seq.unwrap_or(0),
+        })
+    }
+
+    /// Removes events that occurred before `cutoff`, in bounded batches,
+    /// moving each tenant's horizon past them. Returns how many went.
+    pub async fn purge_events(&self, cutoff: DateTime<Utc>) -> Result<u64> {
+        let mut total = 0;
+        for _ in 0..10_000 {
+            let _turn = self.writer().await;
+            let mut tx = self
+                .pool()
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            let last: Vec<(String, i64, i64)> = sqlx::query_as(
+                "SELECT tenant_id, max(seq), count(*) FROM (SELECT tenant_id, seq FROM events \
+                 WHERE occurred_at < $1 ORDER BY seq LIMIT $2) GROUP BY tenant_id",
+            )
+            .bind(millis(cutoff))
+            .bind(PURGE_BATCH)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            let gone = sqlx::query(
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE occurred_at < $1 \
+                 ORDER BY seq LIMIT $2)",
+            )
+            .bind(millis(cutoff))
+            .bind(PURGE_BATCH)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?
+            .rows_affected();
+            for (tenant, seq, _) in &last {
+                sqlx::query(
+                    "INSERT INTO event_horizons (tenant_id, seq) VALUES ($1, $2) \
+                     ON CONFLICT (tenant_id) DO UPDATE SET seq = max(seq, excluded.seq)",
+                )
+                .bind(tenant)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            }
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
+            total += gone;
+            if gone < PURGE_BATCH as u64 {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Woken after every write of this process that recorded events.
+    pub fn events_notify(&self) -> &tokio::sync::Notify {
+        &self.notify
+    }
+}
