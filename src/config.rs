@@ -120,6 +120,20 @@ pub struct Config {
     #[arg(long, env = "SCIMD_EVENT_RETENTION", default_value = "30d", value_parser = parse_duration, global = true)]
     pub event_retention: Duration,
 
+    /// Let webhooks go to loopback, private and link-local addresses
+    /// (refused by default: a bearer key must not open the operator's network).
+    #[arg(long, env = "SCIMD_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub webhook_allow_private: bool,
+
+    /// A webhook subscription failing continuously this long is disabled.
+    #[arg(long, env = "SCIMD_WEBHOOK_DISABLE_AFTER", default_value = "3d", value_parser = parse_duration, global = true)]
+    pub webhook_disable_after: Duration,
+
+    /// How long a process may hold a webhook subscription without
+    /// reporting progress; when it dies, another takes over after this.
+    #[arg(long, env = "SCIMD_WEBHOOK_LEASE", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub webhook_lease: Duration,
+
     /// `<ProjectId>:<AccessKey>` to provision at start (containers, automation).
     #[arg(
         long,
@@ -148,6 +162,15 @@ impl Config {
         }
     }
 
+    pub fn webhooks(&self) -> crate::webhooks::WebhookSettings {
+        crate::webhooks::WebhookSettings {
+            allow_private: self.webhook_allow_private,
+            disable_after: self.webhook_disable_after,
+            lease: self.webhook_lease.max(Duration::from_secs(1)),
+            ..Default::default()
+        }
+    }
+
     pub fn http(&self) -> HttpSettings {
         HttpSettings {
             public_url: self.public_url.clone(),
@@ -157,6 +180,7 @@ impl Config {
             max_group_members: self.max_group_members,
             request_timeout: self.request_timeout,
             events: self.events,
+            webhook_allow_private: self.webhook_allow_private,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod scim;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use http::listener::{ConnectionLimits, serve};
 pub use http::{AppState, HttpSettings, app};

@@ -69,6 +69,14 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
         .await
         .map_err(|e| format!("cannot read the deployment's secrets: {e}"))?;
     let retention = tokio::spawn(keep_events_for(store.clone(), config.event_retention));
+    let deliverer = crate::webhooks::Deliverer::new(
+        store.clone(),
+        state.cursor_key().clone(),
+        &local_url(&config),
+        config.webhooks(),
+    )
+    .map_err(|e| format!("cannot start webhook delivery: {e}"))?;
+    let delivery = tokio::spawn(deliverer.run());
     let listener = TcpListener::bind(config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
@@ -81,6 +89,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     )
     .await;
     retention.abort();
+    delivery.abort();
     store.close().await;
     tracing::info!("scimd stopped");
     Ok(())

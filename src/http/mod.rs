@@ -15,6 +15,7 @@ pub mod listener;
 pub mod problem;
 pub mod response;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +56,9 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// Whether writes record change events (`SCIMD_EVENTS`).
     pub events: bool,
+    /// Whether webhooks may go to loopback, private and link-local
+    /// addresses (`SCIMD_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
 }
 
 impl Default for HttpSettings {
@@ -67,6 +71,7 @@ impl Default for HttpSettings {
             max_group_members: 10_000,
             request_timeout: Duration::from_secs(30),
             events: true,
+            webhook_allow_private: false,
         }
     }
 }
@@ -233,6 +238,19 @@ pub fn app(state: AppState) -> Router {
         );
     let api = Router::new()
         .route("/events", get(events::list))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::get).delete(webhooks::delete),
+        )
+        .route(
+            "/webhooks/{id}/redeliver",
+            axum::routing::post(webhooks::redeliver),
+        )
+        .route(
+            "/webhooks/{id}/enable",
+            axum::routing::post(webhooks::enable),
+        )
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed);
     let routes = Router::new()

@@ -93,28 +93,39 @@ pub struct EventsReader(pub TenantScope);
 impl FromRequestParts<AppState> for EventsReader {
     type Rejection = Problem;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let principal = verify(parts, state).await?;
-        match principal.role.as_str() {
-            auth::TENANT_ADMIN | auth::EVENTS_READER => Ok(EventsReader(principal.scope)),
-            _ => Err(AuthError::Forbidden.into()),
-        }
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let scope = scope_of(parts, state, &[auth::TENANT_ADMIN, auth::EVENTS_READER]).await?;
+        Ok(EventsReader(scope))
     }
 }
 
-async fn verify(parts: &Parts, state: &AppState) -> Result<Principal, AuthError> {
+/// The tenant of a verified `tenant-admin` key, for scimd's own API.
+pub struct AdminApi(pub TenantScope);
+
+impl FromRequestParts<AppState> for AdminApi {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        Ok(AdminApi(
+            scope_of(parts, state, &[auth::TENANT_ADMIN]).await?,
+        ))
+    }
+}
+
+/// The tenant of the request's verified key, if its role is one of `roles`.
+async fn scope_of(parts: &Parts, state: &AppState, roles: &[&str]) -> Result<TenantScope, Problem> {
     let creds = parts
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(auth::parse_authorization)
         .ok_or(AuthError::Unauthenticated)?;
-    let principal = state.verifier().verify(&creds).await?;
+    let principal: Principal = state.verifier().verify(&creds).await?;
     tracing::Span::current().record("key_id", principal.key_id.as_str());
-    Ok(principal)
+    match roles.contains(&principal.role.as_str()) {
+        true => Ok(principal.scope),
+        false => Err(AuthError::Forbidden.into()),
+    }
 }
 
 /// The answer to a path or method `/api/v1` does not have.

@@ -90,6 +90,14 @@ impl EventPage {
     /// The page from up to `limit + 1` rows read after the query's start,
     /// and the head: the position at or below which every event is settled.
     pub(super) fn from_rows(mut events: Vec<StoredEvent>, q: &EventQuery, head: Position) -> Self {
+        if q.limit == 0 {
+            // Where a consumer starts before re-listing everything: the head.
+            return EventPage {
+                events: Vec::new(),
+                next: head.max(q.after),
+                has_more: false,
+            };
+        }
         let limit = usize::try_from(q.limit).unwrap_or(usize::MAX);
         let has_more = events.len() > limit;
         events.truncate(limit);
@@ -257,5 +265,9 @@ mod tests {
         assert_eq!(short.next, head);
         let empty = EventPage::from_rows(Vec::new(), &q, Position::START);
         assert_eq!(empty.next, q.after, "never behind where the reader was");
+        let at_head = EventQuery { limit: 0, ..q };
+        let page = EventPage::from_rows(vec![event(2)], &at_head, head);
+        assert!(page.events.is_empty() && !page.has_more);
+        assert_eq!(page.next, head, "limit=0 answers the head");
     }
 }

@@ -8,10 +8,13 @@ mod pg_conns;
 mod postgres;
 mod postgres_events;
 mod postgres_groups;
+mod postgres_webhooks;
 pub mod query;
 mod sqlite;
 mod sqlite_events;
 mod sqlite_groups;
+mod sqlite_webhooks;
+pub mod webhooks;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Map, Value};
@@ -676,6 +679,62 @@ impl Store {
     /// Woken after every write of this process that recorded events.
     pub fn events_notify(&self) -> &tokio::sync::Notify {
         dispatch!(self, s => s.events_notify())
+    }
+
+    /// How many of the tenant's events after `q.after` match `q.types`.
+    pub async fn count_events(&self, scope: TenantScope, q: &EventQuery) -> Result<u64> {
+        dispatch!(self, s => s.count_events(scope, q).await)
+    }
+
+    // --- webhook subscriptions ---------------------------------------------
+
+    pub async fn create_webhook(&self, w: &webhooks::Webhook) -> Result<()> {
+        dispatch!(self, s => s.create_webhook(w).await)
+    }
+
+    /// The tenant's subscriptions (only `id`, when given).
+    pub async fn webhooks(
+        &self,
+        scope: TenantScope,
+        id: Option<Uuid>,
+    ) -> Result<Vec<webhooks::Webhook>> {
+        dispatch!(self, s => s.webhooks(scope, id).await)
+    }
+
+    pub async fn delete_webhook(&self, scope: TenantScope, id: Uuid) -> Result<bool> {
+        dispatch!(self, s => s.delete_webhook(scope, id).await)
+    }
+
+    /// Enables a subscription (again) and delivers at once; from `from`
+    /// (redelivery) when given.
+    pub async fn restart_webhook(
+        &self,
+        scope: TenantScope,
+        id: Uuid,
+        from: Option<Position>,
+    ) -> Result<bool> {
+        dispatch!(self, s => s.restart_webhook(scope, id, from).await)
+    }
+
+    /// Leases up to `limit` due subscriptions of any tenant to `owner`
+    /// until `until`.
+    pub async fn claim_webhooks(
+        &self,
+        owner: Uuid,
+        until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<webhooks::Webhook>> {
+        dispatch!(self, s => s.claim_webhooks(owner, until, limit).await)
+    }
+
+    /// Records a delivery attempt; `false` when `owner` no longer holds the lease.
+    pub async fn record_delivery(
+        &self,
+        w: &webhooks::Webhook,
+        owner: Uuid,
+        outcome: &webhooks::Delivery,
+    ) -> Result<bool> {
+        dispatch!(self, s => s.record_delivery(w, owner, outcome).await)
     }
 }
 

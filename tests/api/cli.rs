@@ -106,6 +106,11 @@ impl Server {
         text
     }
 
+    /// SIGKILL: the process gets no chance to finish anything.
+    pub(crate) async fn kill(&mut self) {
+        self.child.kill().await.unwrap();
+    }
+
     /// SIGTERM, then the exit status (bounded wait).
     pub(crate) async fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().unwrap().to_string();

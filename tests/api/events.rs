@@ -455,6 +455,11 @@ both_backends! {
         assert_eq!(types(body["events"].as_array().unwrap()), ["user.updated"]);
         let (_, body) = events(&app, &format!("resourceId={a_id}")).await;
         assert_eq!(types(body["events"].as_array().unwrap()), ["user.created", "user.updated"]);
+        let (_, body) = events(&app, "limit=0").await;
+        assert_eq!(body["events"], json!([]));
+        assert_eq!(body["hasMore"], false);
+        let (_, after_head) = events(&app, &format!("after={}", body["nextCursor"].as_str().unwrap())).await;
+        assert_eq!(after_head["events"], json!([]), "the head is after every event");
         let (_, body) = events(&app, "limit=2").await;
         assert_eq!(body["events"].as_array().unwrap().len(), 2);
         assert_eq!(body["hasMore"], true);

@@ -22,6 +22,7 @@ use uuid::Uuid;
 use scimd::admin;
 use scimd::auth::TENANT_ADMIN;
 use scimd::store::{PoolConfig, Store};
+use scimd::webhooks::{Deliverer, WebhookSettings};
 use scimd::{AppState, ConnectionLimits, HttpSettings, app};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -434,11 +435,23 @@ impl TestApp {
             .await
             .unwrap();
 
+        let webhooks = WebhookSettings {
+            allow_private: settings.webhook_allow_private,
+            ..WebhookSettings::default()
+        };
         let state = AppState::open(store.clone(), settings, auth_cache_ttl)
             .await
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let deliverer = Deliverer::new(
+            store.clone(),
+            state.cursor_key().clone(),
+            &format!("http://{addr}"),
+            webhooks,
+        )
+        .unwrap();
+        tokio::spawn(deliverer.run());
         tokio::spawn(scimd::serve(
             listener,
             app(state),

@@ -16,3 +16,4 @@ mod patch;
 mod properties;
 mod query;
 mod users;
+mod webhooks;
