@@ -117,6 +117,12 @@ def render(path):
             out += ["", "Change events on and off (`SCIMD_EVENTS`), the two alternated run by run:", "",
                     "| operation | req/s with events | req/s without | ratio | p99 with | p99 without |",
                     "|---|---|---|---|---|---|"] + costs
+        drain = by.get((backend, "webhook_drain"))
+        if drain:
+            r = drain[-1]
+            out.append(f"\nWebhook delivery to a local receiver (one subscription, after the write runs): "
+                       f"{r['delivered']} events in {r['seconds']:.2f} s, {r['events_per_s']:.0f} events/s"
+                       f"{'' if not r['pending'] else ', %d still pending' % r['pending']}.")
         read = by.get((backend, "events_read"))
         if read:
             r = read[-1]

@@ -48,7 +48,7 @@ trap cleanup EXIT
 start_scimd() { # url [events: true|false]
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   DATABASE_URL="$1" SCIMD_BIND="127.0.0.1:$port" SCIMD_BOOTSTRAP_TOKEN="$TOKEN" SCIMD_DB_POOL_SIZE=16 RUST_LOG=warn \
-    SCIMD_EVENTS="${2:-true}" "$bin" serve >"$work/scimd.log" 2>&1 &
+    SCIMD_EVENTS="${2:-true}" SCIMD_WEBHOOK_ALLOW_PRIVATE=true "$bin" serve >"$work/scimd.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "scimd did not start" >&2; cat "$work/scimd.log" >&2; exit 1
@@ -90,6 +90,18 @@ run_wrk() { # backend op
 event_costs() {
   [ -n "$event_ops" ] || return 0
   stop_scimd "$1"
+  # A webhook subscription to a local receiver collects every event the
+  # runs with events make (the receiver refuses meanwhile, so delivery
+  # backs off and stays out of the measurement); then how fast they drain.
+  local rport rlog hook receiver
+  rport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  rlog="$work/webhook-$1.log"; : >"$rlog"; touch "$rlog.refuse"
+  python3 "$root/bench/webhook_receiver.py" "$rport" "$rlog" & receiver=$!
+  start_scimd "$2"
+  hook="$(curl -fsS -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -d "{\"url\": \"http://127.0.0.1:$rport/hook\"}" "http://127.0.0.1:$port/api/v1/webhooks" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
   for op in $event_ops; do
     for r in $(seq 1 "$RUNS"); do
       for events in true false; do
@@ -101,6 +113,13 @@ event_costs() {
     echo "   $1 $op with/without events: $(tail -2 "$results" | tr '\n' ' ')"
   done
   start_scimd "$2"
+  rm -f "$rlog.refuse"; : >"$rlog"
+  curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$port/api/v1/webhooks/$hook/enable"
+  python3 "$root/bench/webhook_drain.py" "http://127.0.0.1:$port" "$TOKEN" "$hook" "$rlog" 20 |
+    python3 -c "import json,sys; d=json.load(sys.stdin); d.update(backend='$1', op='webhook_drain'); print(json.dumps(d))" >>"$results"
+  echo "   $1 webhook delivery: $(tail -1 "$results")"
+  curl -fsS -o /dev/null -X DELETE -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$port/api/v1/webhooks/$hook"
+  kill "$receiver" 2>/dev/null || true
   python3 "$root/bench/events_read.py" "http://127.0.0.1:$port" "$TOKEN" 200000 20 |
     python3 -c "import json,sys; d=json.load(sys.stdin); d.update(backend='$1', op='events_read'); print(json.dumps(d))" >>"$results"
   echo "   $1 events read: $(tail -1 "$results")"

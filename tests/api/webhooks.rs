@@ -354,3 +354,78 @@ both_backends! {
         assert!(c.terminate().await.success());
     }
 }
+
+both_backends! {
+    async fn two_processes_writing_make_one_feed_and_deliver_it_once(app) {
+        const WRITERS: usize = 4;
+        const WRITES: usize = 100;
+        let token = "Ptwofeeds:0123456789abcdefghijklmnopqrstuvwxyz";
+        let env = [("SCIMD_WEBHOOK_ALLOW_PRIVATE", "true")];
+        let mut a = crate::cli::Server::start_logging(&app.database_url, Some(token), None, &env).await;
+        let mut b = crate::cli::Server::start_logging(&app.database_url, Some(token), None, &env).await;
+        let client = reqwest::Client::new();
+        let receiver = Receiver::start(0).await;
+        let resp = client.post(format!("{}/api/v1/webhooks", a.url)).bearer_auth(token)
+            .json(&json!({"url": receiver.url})).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let reader = {
+            let (client, origin) = (client.clone(), b.url.clone());
+            tokio::spawn(async move {
+                let mut seen: Vec<Value> = Vec::new();
+                let mut cursor: Option<String> = None;
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+                while seen.len() < WRITERS * WRITES && tokio::time::Instant::now() < deadline {
+                    let after = cursor.as_deref().map(|c| format!("&after={c}")).unwrap_or_default();
+                    let body: Value = client.get(format!("{origin}/api/v1/events?limit=50&wait=1{after}"))
+                        .bearer_auth(token).send().await.unwrap().json().await.unwrap();
+                    seen.extend(body["events"].as_array().unwrap().iter().cloned());
+                    cursor = Some(body["nextCursor"].as_str().unwrap().to_owned());
+                }
+                seen
+            })
+        };
+        let mut writers = Vec::new();
+        for w in 0..WRITERS * 2 {
+            let origin = if w % 2 == 0 { a.url.clone() } else { b.url.clone() };
+            let client = client.clone();
+            writers.push(tokio::spawn(async move {
+                let mut user = String::new();
+                for i in 0..WRITES / 2 {
+                    let resp = match i % 2 {
+                        0 => client.post(format!("{origin}/scim/v2/Users")).bearer_auth(token)
+                            .json(&json!({"userName": format!("p{w}-{i}")})).send().await.unwrap(),
+                        _ => client.patch(format!("{origin}/scim/v2/Users/{user}")).bearer_auth(token)
+                            .json(&json!({"Operations": [{"op": "replace", "path": "displayName", "value": format!("d{i}")}]}))
+                            .send().await.unwrap(),
+                    };
+                    assert!(resp.status().is_success(), "{}", resp.status());
+                    if i % 2 == 0 {
+                        user = resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+                    }
+                }
+            }));
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        let seen = reader.await.unwrap();
+        assert_eq!(seen.len(), WRITERS * WRITES, "every event once");
+        let ids: std::collections::HashSet<&str> = seen.iter().map(|e| e["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), seen.len(), "no event twice");
+        let mut versions: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        for e in &seen {
+            let v: u64 = e["version"].as_str().unwrap().trim_start_matches("W/\"").trim_end_matches('"').parse().unwrap();
+            let before = versions.insert(e["resourceId"].as_str().unwrap(), v);
+            assert!(before.is_none_or(|b| b < v), "version order: {e}");
+        }
+        let delivered = receiver.wait_for(WRITERS * WRITES).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let delivered_all = receiver.accepted.lock().unwrap().clone();
+        assert_eq!(delivered_all.len(), delivered.len().max(WRITERS * WRITES), "each event delivered once");
+        let sent: Vec<&str> = delivered_all.iter().map(|d| d.id.as_str()).collect();
+        let read: Vec<&str> = seen.iter().map(|e| e["id"].as_str().unwrap()).collect();
+        assert_eq!(sent, read, "delivered in the feed's order");
+        assert!(a.terminate().await.success());
+        assert!(b.terminate().await.success());
+    }
+}
