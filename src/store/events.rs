@@ -223,6 +223,15 @@ pub(super) fn rows_json(events: &[NewEvent], time: fn(DateTime<Utc>) -> Value) -
     Value::Array(rows).to_string()
 }
 
+/// A user's groups as stored with its events: `[[id, display], …]`, what
+/// `GroupRef::parse_list` reads.
+pub(super) fn groups_json(groups: &[super::GroupRef]) -> Value {
+    groups
+        .iter()
+        .map(|g| Value::Array(vec![g.id.to_string().into(), g.display.clone().into()]))
+        .collect()
+}
+
 /// Parses a stored type name.
 pub(super) fn event_type(text: &str) -> super::Result<EventType> {
     EventType::parse(text).ok_or_else(|| super::StoreError::Corrupt(format!("event type {text}")))

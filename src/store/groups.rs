@@ -123,10 +123,6 @@ pub(super) fn member_pages(
 /// opened and will end. Every statement is confined to the tenant the
 /// transaction was opened for.
 pub(super) trait GroupTx: Send {
-    /// Waits until no other group write of this group is running (without
-    /// starting to write: on PostgreSQL, before the transaction takes an id;
-    /// see `events.rs`).
-    fn exclude_writers(&mut self, group: Uuid) -> impl Future<Output = Result<()>> + Send;
     /// The users and groups among `ids`, with their kinds, locked against
     /// deletion until the transaction ends.
     fn lock_members(
@@ -341,7 +337,6 @@ pub(super) async fn modify<T, E>(
     change: impl FnOnce(&Map<String, Value>) -> std::result::Result<(Map<String, Value>, T), E>,
     changes: &[MemberChange],
 ) -> std::result::Result<(GroupWritten, T, bool), ModifyError<E>> {
-    tx.exclude_writers(id).await?;
     let kinds = lock_joining(tx, changes).await?;
     let current = tx.lock_group(id).await?.ok_or(StoreError::NotFound)?;
     if if_version.is_some_and(|v| v != current.version) {

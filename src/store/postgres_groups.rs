@@ -52,17 +52,6 @@ fn group_lock_key(id: Uuid) -> i64 {
 }
 
 impl GroupTx for PgGroupTx<'_> {
-    async fn exclude_writers(&mut self, group: Uuid) -> Result<()> {
-        // An advisory lock takes no transaction id: writers of one group get
-        // theirs in the order they come through here.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(group_lock_key(group))
-            .execute(&mut *self.tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        Ok(())
-    }
-
     async fn lock_members(&mut self, ids: &[Uuid]) -> Result<HashMap<Uuid, MemberKind>> {
         // KEY SHARE: a concurrent DELETE of a member waits for this
         // transaction, and then removes the membership it made.
@@ -267,13 +256,30 @@ impl PgGroupTx<'_> {
 }
 
 impl PgStore {
+    /// A group write's transaction. When it records events and changes
+    /// group `exclusive`, it first waits, in the same round trip as its
+    /// BEGIN, for an advisory lock on that group: an advisory lock takes no
+    /// transaction id, so writers of one group get theirs in the order they
+    /// come through (see `events.rs`).
     async fn begin_group_write<'c>(
         conn: &'c mut Lease,
         scope: TenantScope,
         actor: Option<&Actor>,
+        exclusive: Option<Uuid>,
     ) -> Result<PgGroupTx<'c>> {
+        let begin = match (actor, exclusive) {
+            (Some(_), Some(group)) => {
+                // An integer formatted into the text: nothing a client sent.
+                conn.begin_with(sqlx::AssertSqlSafe(format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock({})",
+                    group_lock_key(group)
+                )))
+                .await
+            }
+            _ => conn.begin().await,
+        };
         Ok(PgGroupTx {
-            tx: conn.begin().await.map_err(StoreError::from_sqlx)?,
+            tx: begin.map_err(StoreError::from_sqlx)?,
             tenant: scope.tenant_id(),
             actor: actor.map(Actor::to_json),
         })
@@ -287,7 +293,7 @@ impl PgStore {
         actor: Option<&Actor>,
     ) -> Result<GroupWritten> {
         let mut conn = self.lease().await?;
-        let mut tx = Self::begin_group_write(&mut conn, scope, actor).await?;
+        let mut tx = Self::begin_group_write(&mut conn, scope, actor, None).await?;
         let written = groups::create(&mut tx, w, members).await?;
         tx.finish(true).await?;
         conn.release();
@@ -312,7 +318,7 @@ impl PgStore {
         loop {
             attempt += 1;
             let mut conn = self.lease().await?;
-            let mut tx = Self::begin_group_write(&mut conn, scope, actor).await?;
+            let mut tx = Self::begin_group_write(&mut conn, scope, actor, Some(id)).await?;
             match groups::modify(&mut tx, id, if_version, &change, members).await {
                 Ok((written, out, changed)) => {
                     tx.finish(changed).await?;

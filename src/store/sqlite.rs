@@ -431,29 +431,6 @@ impl SqliteStore {
     ) -> Result<StoredUser> {
         let id = Uuid::now_v7();
         let at = now();
-        let _turn = self.writer().await;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        sqlx::query(
-            "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc, display_name_lower) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9, $10)",
-        )
-        .bind(scope.tenant_id().to_string())
-        .bind(id.to_string())
-        .bind(&w.user_name)
-        .bind(&w.user_name_lower)
-        .bind(&w.external_id)
-        .bind(w.active)
-        .bind(&w.display_name)
-        .bind(millis(at))
-        .bind(doc_text(&w.doc))
-        .bind(&w.display_name_lower)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
         let user = StoredUser {
             id,
             version: 1,
@@ -462,21 +439,56 @@ impl SqliteStore {
             doc: w.doc.clone(),
             groups: Vec::new(),
         };
-        if let Some(actor) = actor {
-            let event = NewEvent::user(EventType::UserCreated, &user, Vec::new());
-            insert_events(
-                &mut tx,
-                &scope.tenant_id().to_string(),
-                &actor.to_json(),
-                &[event],
+        self.write(actor.is_some(), async |c| {
+            sqlx::query(
+                "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc, display_name_lower) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9, $10)",
             )
-            .await?;
-        }
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
-        if actor.is_some() {
-            self.notify.notify_waiters();
-        }
+            .bind(scope.tenant_id().to_string())
+            .bind(id.to_string())
+            .bind(&w.user_name)
+            .bind(&w.user_name_lower)
+            .bind(&w.external_id)
+            .bind(w.active)
+            .bind(&w.display_name)
+            .bind(millis(at))
+            .bind(doc_text(&w.doc))
+            .bind(&w.display_name_lower)
+            .execute(&mut *c)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
+            if let Some(actor) = actor {
+                let event = NewEvent::user(EventType::UserCreated, &user, Vec::new());
+                insert_events(c, &scope.tenant_id().to_string(), &actor.to_json(), &[event]).await?;
+            }
+            Ok(())
+        })
+        .await?;
         Ok(user)
+    }
+
+    /// Runs a write in this process's turn: as the one autocommit statement
+    /// it is, or, when it records events too (`recorded`), in a transaction
+    /// with them (and wakes the readers that wait for events).
+    async fn write<T>(
+        &self,
+        recorded: bool,
+        work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T>,
+    ) -> Result<T> {
+        let _turn = self.writer().await;
+        if !recorded {
+            let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
+            return work(&mut conn).await;
+        }
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        let out = work(&mut tx).await?;
+        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        self.notify.notify_waiters();
+        Ok(out)
     }
 
     /// The user, with its groups, read inside a transaction.
@@ -565,49 +577,36 @@ impl SqliteStore {
         event: Option<UserEvent<'_>>,
     ) -> Result<Option<StoredUser>> {
         let doc = doc_text(&w.doc);
-        let _turn = self.writer().await;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
+        self.write(event.is_some(), async |c| {
+            let row = sqlx::query(concat!(
+                "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
+                 display_name = $7, doc = $8, version = version + 1, modified_at = $9, display_name_lower = $11 \
+                 WHERE tenant_id = $1 AND id = $2 AND ($10 IS NULL OR version = $10) AND doc IS NOT $8 \
+                 RETURNING id, version, created_at, modified_at, doc, ",
+                groups_of!("users")
+            ))
+            .bind(scope.tenant_id().to_string())
+            .bind(id.to_string())
+            .bind(&w.user_name)
+            .bind(&w.user_name_lower)
+            .bind(&w.external_id)
+            .bind(w.active)
+            .bind(&w.display_name)
+            .bind(&doc)
+            .bind(millis(now()))
+            .bind(if_version)
+            .bind(&w.display_name_lower)
+            .fetch_optional(&mut *c)
             .await
-            .map_err(StoreError::from_sqlx)?;
-        let row = sqlx::query(concat!(
-            "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
-             display_name = $7, doc = $8, version = version + 1, modified_at = $9, display_name_lower = $11 \
-             WHERE tenant_id = $1 AND id = $2 AND ($10 IS NULL OR version = $10) AND doc IS NOT $8 \
-             RETURNING id, version, created_at, modified_at, doc, ",
-            groups_of!("users")
-        ))
-        .bind(scope.tenant_id().to_string())
-        .bind(id.to_string())
-        .bind(&w.user_name)
-        .bind(&w.user_name_lower)
-        .bind(&w.external_id)
-        .bind(w.active)
-        .bind(&w.display_name)
-        .bind(&doc)
-        .bind(millis(now()))
-        .bind(if_version)
-        .bind(&w.display_name_lower)
-        .fetch_optional(&mut *tx)
+            .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
+            let user = row.as_ref().map(user_from_row).transpose()?;
+            if let (Some(user), Some(e)) = (&user, event) {
+                let event = NewEvent::user(e.change.kind, user, e.change.changed.clone());
+                insert_events(c, &scope.tenant_id().to_string(), &e.actor.to_json(), &[event]).await?;
+            }
+            Ok(user)
+        })
         .await
-        .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
-        let user = row.as_ref().map(user_from_row).transpose()?;
-        if let (Some(user), Some(e)) = (&user, event) {
-            let event = NewEvent::user(e.change.kind, user, e.change.changed.clone());
-            insert_events(
-                &mut tx,
-                &scope.tenant_id().to_string(),
-                &e.actor.to_json(),
-                &[event],
-            )
-            .await?;
-        }
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
-        if event.is_some() && user.is_some() {
-            self.notify.notify_waiters();
-        }
-        Ok(user)
     }
 
     /// Deletes the user if it exists and matches `if_version` (when given),

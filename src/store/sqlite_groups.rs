@@ -60,11 +60,6 @@ fn member_from_row(row: &SqliteRow) -> Result<Member> {
 }
 
 impl GroupTx for SqliteGroupTx {
-    async fn exclude_writers(&mut self, _group: Uuid) -> Result<()> {
-        // The transaction holds SQLite's one write lock already.
-        Ok(())
-    }
-
     async fn lock_members(&mut self, ids: &[Uuid]) -> Result<HashMap<Uuid, MemberKind>> {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT id, 'User' FROM users WHERE tenant_id = $1 AND id IN (SELECT value FROM json_each($2)) \
@@ -464,13 +459,42 @@ impl SqliteStore {
     }
 }
 
-/// Inserts `events` as one statement (rows from a JSON array).
+/// Inserts `events` as one statement: one event with its values bound,
+/// more as rows of a JSON array.
 pub(super) async fn insert_events(
     conn: &mut sqlx::SqliteConnection,
     tenant: &str,
     actor: &Value,
     events: &[NewEvent],
 ) -> Result<()> {
+    let at = millis(now());
+    if let [e] = events {
+        let snapshot = e.snapshot.as_ref();
+        sqlx::query(
+            "INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, version, \
+             actor, changed, created_at, modified_at, data, groups, member_id, member_type) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(tenant)
+        .bind(Uuid::now_v7().to_string())
+        .bind(e.kind.as_str())
+        .bind(at)
+        .bind(e.resource.as_str())
+        .bind(e.resource_id.to_string())
+        .bind(e.version)
+        .bind(actor.to_string())
+        .bind(e.kind.has_changes().then(|| Value::from(e.changed.clone()).to_string()))
+        .bind(snapshot.map(|s| millis(s.created)))
+        .bind(snapshot.map(|s| millis(s.modified)))
+        .bind(snapshot.map(|s| doc_text(&s.doc)))
+        .bind(snapshot.map(|s| events::groups_json(&s.groups).to_string()))
+        .bind(e.member.map(|(id, _)| id.to_string()))
+        .bind(e.member.map(|(_, kind)| kind.as_str()))
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, version, \
          actor, changed, created_at, modified_at, data, groups, member_id, member_type) \
@@ -481,7 +505,7 @@ pub(super) async fn insert_events(
          FROM json_each($4) j",
     )
     .bind(tenant)
-    .bind(millis(now()))
+    .bind(at)
     .bind(actor.to_string())
     .bind(events::rows_json(events, |t| Value::from(millis(t))))
     .execute(conn)
