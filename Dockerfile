@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 FROM rust:1-bookworm AS builder
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY migrations ./migrations
 # Cargo.toml declares the membership bench: cargo parses every target of the

@@ -68,7 +68,7 @@ big_group() {
 # 2.5x slower on a table left bloated by the write benchmarks).
 settle() { # backend
   case "$1" in
-    postgres) psql "$url" -q -c CHECKPOINT -c "VACUUM ANALYZE users" -c "VACUUM ANALYZE groups" -c "VACUUM ANALYZE group_members" ;;
+    postgres) psql "$url" -q -c CHECKPOINT -c "VACUUM ANALYZE users" -c "VACUUM ANALYZE groups" -c "VACUUM ANALYZE group_members" -c "VACUUM ANALYZE events" ;;
     sqlite) sqlite3 "$file" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null ;;
   esac
 }
@@ -120,6 +120,7 @@ event_costs() {
   echo "   $1 webhook delivery: $(tail -1 "$results")"
   curl -fsS -o /dev/null -X DELETE -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$port/api/v1/webhooks/$hook"
   kill "$receiver" 2>/dev/null || true
+  settle "$1"
   python3 "$root/bench/events_read.py" "http://127.0.0.1:$port" "$TOKEN" 200000 20 |
     python3 -c "import json,sys; d=json.load(sys.stdin); d.update(backend='$1', op='events_read'); print(json.dumps(d))" >>"$results"
   echo "   $1 events read: $(tail -1 "$results")"
