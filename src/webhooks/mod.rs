@@ -140,7 +140,11 @@ impl Deliverer {
 
     async fn deliver_run(&self, hook: &Webhook) -> crate::store::Result<()> {
         let Some(key) = sign::decode_secret(&hook.secret) else {
-            let outcome = self.failure(hook, "the subscription's secret is unreadable".into());
+            let outcome = self.failure(
+                hook,
+                "the subscription's secret is unreadable".into(),
+                false,
+            );
             self.store
                 .record_delivery(hook, self.owner, &outcome)
                 .await?;
@@ -163,7 +167,8 @@ impl Deliverer {
                     if query.after != stored && !self.progress(hook, stored, query.after).await? {
                         return Ok(());
                     }
-                    let outcome = self.failure(hook, error);
+                    // A run that delivered something ended the failing streak.
+                    let outcome = self.failure(hook, error, stored != hook.position);
                     self.store
                         .record_delivery(hook, self.owner, &outcome)
                         .await?;
@@ -216,17 +221,22 @@ impl Deliverer {
 
     /// The next attempt after a failure: exponential (1 s, 2 s, 4 s, …, at
     /// most an hour) with up to half again of jitter; disabled once the
-    /// subscription has failed for `disable_after`.
-    fn failure(&self, hook: &Webhook, error: String) -> Delivery {
+    /// subscription has failed for `disable_after`. `fresh`: this run
+    /// delivered before it failed, so the earlier streak is over.
+    fn failure(&self, hook: &Webhook, error: String, fresh: bool) -> Delivery {
         let now = Utc::now();
+        let (attempts, failing_since) = match fresh {
+            true => (0, None),
+            false => (hook.attempts, hook.failing_since),
+        };
         let base = Duration::from_secs(1)
-            .saturating_mul(1u32 << hook.attempts.clamp(0, 12))
+            .saturating_mul(1u32 << attempts.clamp(0, 12))
             .min(MAX_BACKOFF);
         let mut noise = [0u8; 2];
         let _ = getrandom::fill(&mut noise);
         let jitter = base.mul_f64(f64::from(u16::from_le_bytes(noise)) / f64::from(u16::MAX) / 2.0);
         let retry_at = now + TimeDelta::from_std(base + jitter).unwrap_or_default();
-        let disable = hook.failing_since.is_some_and(|since| {
+        let disable = failing_since.is_some_and(|since| {
             now.signed_duration_since(since)
                 .to_std()
                 .unwrap_or_default()
