@@ -140,12 +140,15 @@ pub(super) trait GroupTx: Send {
         at: DateTime<Utc>,
         w: &GroupWrite,
     ) -> impl Future<Output = Result<()>> + Send;
-    /// Writes the group's columns and document and moves its version.
+    /// Writes the group's columns and document and moves its version;
+    /// records `events` (when [`GroupTx::records_events`]) in the same
+    /// statement where the backend can, each at the group's new version.
     fn update_group(
         &mut self,
         id: Uuid,
         w: &GroupWrite,
         at: DateTime<Utc>,
+        events: &[NewEvent],
     ) -> impl Future<Output = Result<StoredGroup>> + Send;
     /// Inserts the members not yet present; with `set_display`, also sets
     /// the display of present ones whose display differs. The rows written,
@@ -357,27 +360,37 @@ pub(super) async fn modify<T, E>(
         [MemberChange::RemoveAll] => Some(Vec::new()),
         _ => None,
     };
-    let group = match changed {
-        true => {
-            tx.update_group(id, &GroupWrite::from_doc(doc), now())
-                .await?
-        }
-        false => current,
-    };
-    if changed && tx.records_events() {
-        let mut events: Vec<NewEvent> = doc_change
-            .into_iter()
-            .map(|c| NewEvent::group(c.kind, &group, c.changed))
-            .collect();
+    if !changed {
+        return Ok((
+            GroupWritten {
+                group: current,
+                members,
+            },
+            out,
+            false,
+        ));
+    }
+    let at = now();
+    // The events' version is the one the update gives the group.
+    let mut events = Vec::new();
+    if tx.records_events() {
+        let after = StoredGroup {
+            id,
+            version: 0,
+            created: current.created,
+            modified: at,
+            doc: doc.clone(),
+        };
+        events.extend(doc_change.map(|c| NewEvent::group(c.kind, &after, c.changed)));
         events.extend(
             moved
                 .net()
                 .iter()
-                .map(|(m, joined)| NewEvent::member(id, group.version, m, *joined)),
+                .map(|(m, joined)| NewEvent::member(id, 0, m, *joined)),
         );
-        if !events.is_empty() {
-            tx.insert_events(&events).await?;
-        }
     }
-    Ok((GroupWritten { group, members }, out, changed))
+    let group = tx
+        .update_group(id, &GroupWrite::from_doc(doc), at, &events)
+        .await?;
+    Ok((GroupWritten { group, members }, out, true))
 }

@@ -119,22 +119,50 @@ impl GroupTx for PgGroupTx<'_> {
         id: Uuid,
         w: &GroupWrite,
         at: DateTime<Utc>,
+        events: &[NewEvent],
     ) -> Result<StoredGroup> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE groups SET display_name = $3, display_name_lower = $4, external_id = $5, doc = $6, \
-             version = version + 1, modified_at = $7 WHERE tenant_id = $1 AND id = $2 \
-             RETURNING {GROUP_COLUMNS}"
-        )))
-        .bind(self.tenant)
-        .bind(id)
-        .bind(&w.display_name)
-        .bind(&w.display_name_lower)
-        .bind(&w.external_id)
-        .bind(Json(&w.doc))
-        .bind(at)
-        .fetch_one(&mut *self.tx)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        macro_rules! update {
+            () => {
+                "UPDATE groups SET display_name = $3, display_name_lower = $4, external_id = $5, doc = $6, \
+                 version = version + 1, modified_at = $7 WHERE tenant_id = $1 AND id = $2 \
+                 RETURNING id, version, created_at, modified_at, doc"
+            };
+        }
+        let query = match (&self.actor, events.is_empty()) {
+            (Some(actor), false) => sqlx::query(concat!(
+                "WITH g AS (",
+                update!(),
+                "), e AS (INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, \
+                 version, actor, changed, created_at, modified_at, data, groups, member_id, member_type) \
+                 SELECT $1, x.id, x.type, $7, x.resource_type, x.resource_id, g.version, $8, \
+                 ARRAY(SELECT jsonb_array_elements_text(x.changed)), x.created_at, x.modified_at, x.data, \
+                 x.groups, x.member_id, x.member_type \
+                 FROM g, jsonb_to_recordset($9::jsonb) AS x(id uuid, type text, resource_type text, \
+                 resource_id uuid, changed jsonb, created_at timestamptz, modified_at timestamptz, \
+                 data jsonb, groups jsonb, member_id uuid, member_type text)) SELECT * FROM g"
+            ))
+            .bind(self.tenant)
+            .bind(id)
+            .bind(&w.display_name)
+            .bind(&w.display_name_lower)
+            .bind(&w.external_id)
+            .bind(Json(&w.doc))
+            .bind(at)
+            .bind(Json(actor.clone()))
+            .bind(events::rows_json(events, |t| Value::String(t.to_rfc3339()))),
+            _ => sqlx::query(update!())
+                .bind(self.tenant)
+                .bind(id)
+                .bind(&w.display_name)
+                .bind(&w.display_name_lower)
+                .bind(&w.external_id)
+                .bind(Json(&w.doc))
+                .bind(at),
+        };
+        let row = query
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
         group_from_row(&row)
     }
 

@@ -110,6 +110,7 @@ impl GroupTx for SqliteGroupTx {
         id: Uuid,
         w: &GroupWrite,
         at: DateTime<Utc>,
+        events: &[NewEvent],
     ) -> Result<StoredGroup> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE groups SET display_name = $3, display_name_lower = $4, external_id = $5, doc = $6, \
@@ -126,7 +127,19 @@ impl GroupTx for SqliteGroupTx {
         .fetch_one(&mut *self.tx)
         .await
         .map_err(StoreError::from_sqlx)?;
-        group_from_row(&row)
+        let group = group_from_row(&row)?;
+        if !events.is_empty() {
+            let at_version: Vec<NewEvent> = events
+                .iter()
+                .cloned()
+                .map(|e| NewEvent {
+                    version: group.version,
+                    ..e
+                })
+                .collect();
+            self.insert_events(&at_version).await?;
+        }
+        Ok(group)
     }
 
     async fn put_members(
