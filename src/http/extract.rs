@@ -80,14 +80,7 @@ impl FromRequestParts<AppState> for TenantAdmin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let creds = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(auth::parse_authorization)
-            .ok_or(AuthError::Unauthenticated)?;
-        let principal: Principal = state.verifier().verify(&creds).await?;
-        tracing::Span::current().record("key_id", principal.key_id.as_str());
+        let principal = authenticate(parts, state).await?;
         if principal.role != auth::TENANT_ADMIN {
             return Err(AuthError::Forbidden.into());
         }
@@ -107,6 +100,20 @@ impl FromRequestParts<AppState> for TenantAdmin {
         });
         Ok(TenantAdmin(principal.scope, actor))
     }
+}
+
+/// The verified key of the request's bearer token (named on its log line);
+/// every route checks the role it needs itself.
+pub(super) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, AuthError> {
+    let creds = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(auth::parse_authorization)
+        .ok_or(AuthError::Unauthenticated)?;
+    let principal = state.verifier().verify(&creds).await?;
+    tracing::Span::current().record("key_id", principal.key_id.as_str());
+    Ok(principal)
 }
 
 /// The base URL of the SCIM API as clients reach it (no trailing slash), for

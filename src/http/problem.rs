@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
-use crate::auth::{self, AuthError, Principal};
+use crate::auth::{self, AuthError};
 use crate::store::{StoreError, TenantScope};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -114,14 +114,7 @@ impl FromRequestParts<AppState> for AdminApi {
 
 /// The tenant of the request's verified key, if its role is one of `roles`.
 async fn scope_of(parts: &Parts, state: &AppState, roles: &[&str]) -> Result<TenantScope, Problem> {
-    let creds = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(auth::parse_authorization)
-        .ok_or(AuthError::Unauthenticated)?;
-    let principal: Principal = state.verifier().verify(&creds).await?;
-    tracing::Span::current().record("key_id", principal.key_id.as_str());
+    let principal = super::extract::authenticate(parts, state).await?;
     match roles.contains(&principal.role.as_str()) {
         true => Ok(principal.scope),
         false => Err(AuthError::Forbidden.into()),

@@ -491,7 +491,7 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// The user, with its groups, read inside a transaction.
+    /// The user, with its groups, read on `conn` (also inside a transaction).
     pub(super) async fn user_in(
         conn: &mut sqlx::SqliteConnection,
         scope: TenantScope,
@@ -511,17 +511,8 @@ impl SqliteStore {
     }
 
     pub async fn get_user(&self, scope: TenantScope, id: Uuid) -> Result<Option<StoredUser>> {
-        let row = sqlx::query(concat!(
-            "SELECT id, version, created_at, modified_at, doc, ",
-            groups_of!("users"),
-            " FROM users WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(scope.tenant_id().to_string())
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        row.as_ref().map(user_from_row).transpose()
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
+        Self::user_in(&mut conn, scope, id).await
     }
 
     pub async fn query_users(
