@@ -9,7 +9,9 @@ use crate::auth::token::{
     hash_access_key, is_valid_project_id, parse_token,
 };
 use crate::auth::{TENANT_ADMIN, is_valid_role};
-use crate::store::{KeyInfo, NewKey, Project, Store, StoreError, Tenant};
+use crate::store::{
+    KeyInfo, NewKey, PolicyChange, Project, Store, StoreError, Tenant, TenantState,
+};
 
 /// Name of the project and tenant that first start and bootstrap create.
 pub const DEFAULT_NAME: &str = "default";
@@ -93,10 +95,7 @@ pub async fn create_key(
     if store.get_project(project_id).await?.is_none() {
         return Err(AdminError::ProjectNotFound(project_id.to_owned()));
     }
-    let tenant = store
-        .find_tenant(project_id, tenant)
-        .await?
-        .ok_or_else(|| AdminError::TenantNotFound(tenant.to_owned()))?;
+    let tenant = tenant_named(store, project_id, tenant).await?;
     let expires_at = expires_in
         .map(|d| {
             chrono::TimeDelta::from_std(d)
@@ -203,6 +202,102 @@ pub async fn bootstrap(store: &Store, bootstrap_token: Option<&str>) -> Result<B
     Ok(Bootstrap::FirstStart(key))
 }
 
+/// The project's tenant with this id or name.
+async fn tenant_named(store: &Store, project_id: &str, tenant: &str) -> Result<Tenant> {
+    store
+        .find_tenant(project_id, tenant)
+        .await?
+        .ok_or_else(|| AdminError::TenantNotFound(tenant.to_owned()))
+}
+
+/// Who `scimd admin` changes are recorded as in change events.
+fn cli_actor() -> serde_json::Value {
+    serde_json::json!({"userAgent": "scimd admin"})
+}
+
+/// `scimd admin tenant show`: the tenant and its deprovisioning policy.
+pub async fn tenant_state(store: &Store, project_id: &str, tenant: &str) -> Result<TenantState> {
+    let t = tenant_named(store, project_id, tenant).await?;
+    store
+        .tenant_state(t.id)
+        .await?
+        .ok_or_else(|| AdminError::TenantNotFound(tenant.to_owned()))
+}
+
+/// `scimd admin tenant set`: changes the tenant's policy (recorded as a
+/// `tenant.updated` event). Running servers apply it within their key
+/// cache's lifetime (`SCIMD_AUTH_CACHE_TTL`).
+pub async fn set_tenant_policy(
+    store: &Store,
+    project_id: &str,
+    tenant: &str,
+    change: &PolicyChange,
+) -> Result<TenantState> {
+    let t = tenant_named(store, project_id, tenant).await?;
+    store
+        .change_policy(t.id, change, Some(&cli_actor()))
+        .await?
+        .ok_or_else(|| AdminError::TenantNotFound(tenant.to_owned()))
+}
+
+/// `scimd admin tenant release`: lets the tenant's held deletions through.
+pub async fn release_deletions(
+    store: &Store,
+    project_id: &str,
+    tenant: &str,
+) -> Result<TenantState> {
+    let t = tenant_named(store, project_id, tenant).await?;
+    store
+        .release_deletions(t.id, Some(&cli_actor()))
+        .await?
+        .ok_or_else(|| AdminError::TenantNotFound(tenant.to_owned()))
+}
+
+/// `scimd requests tail`: prints the tenant's last `last` provisioning log
+/// records (those `status` names, when given) as JSON lines, oldest first,
+/// as `GET /api/v1/requests` shows them; with `follow`, keeps printing new
+/// ones until interrupted.
+pub async fn tail_requests(
+    store: &Store,
+    project_id: &str,
+    tenant: &str,
+    status: Option<&str>,
+    last: u32,
+    follow: bool,
+    out: &mut impl std::io::Write,
+) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use crate::requestlog::{Query, StatusFilter};
+    let tenant = tenant_named(store, project_id, tenant).await?;
+    let scope = crate::store::TenantScope::new(tenant.id);
+    let status = match status {
+        Some(s) => Some(
+            StatusFilter::parse(s)
+                .ok_or_else(|| format!("'{s}' is not a status code or class (4xx)"))?,
+        ),
+        None => None,
+    };
+    let mut query = Query {
+        status,
+        limit: last.clamp(1, crate::http::requests::MAX_LIMIT),
+        ..Query::default()
+    };
+    loop {
+        let page = store.read_requests(scope, &query).await?;
+        for record in page.iter().rev() {
+            writeln!(out, "{}", crate::http::requests::render(record))?;
+        }
+        out.flush()?;
+        if let Some(newest) = page.first() {
+            query.newer_than = Some(newest.id);
+        }
+        if !follow {
+            return Ok(());
+        }
+        query.limit = crate::http::requests::MAX_LIMIT;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
 /// `scimd events tail`: prints the tenant's change events after `after` (a
 /// cursor; from the oldest retained event without one) as JSON lines, as
 /// `GET /api/v1/events` shows them; with `follow`, keeps printing new ones
@@ -217,10 +312,7 @@ pub async fn tail_events(
     out: &mut impl std::io::Write,
 ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
     use crate::http::events::{decode_cursor, render_event};
-    let tenant = store
-        .find_tenant(project_id, tenant)
-        .await?
-        .ok_or_else(|| AdminError::TenantNotFound(tenant.to_owned()))?;
+    let tenant = tenant_named(store, project_id, tenant).await?;
     let scope = crate::store::TenantScope::new(tenant.id);
     let key = crate::http::cursor::CursorKey::new(
         &store

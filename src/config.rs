@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::auth::RateLimit;
 use crate::http::HttpSettings;
 use crate::http::listener::ConnectionLimits;
 use crate::store::PoolConfig;
@@ -134,6 +135,42 @@ pub struct Config {
     #[arg(long, env = "SCIMD_WEBHOOK_LEASE", default_value = "30s", value_parser = parse_duration, global = true)]
     pub webhook_lease: Duration,
 
+    /// Which SCIM requests the provisioning log keeps: `off`, `errors`
+    /// (answered 4xx/5xx) or `all`.
+    #[arg(
+        long,
+        env = "SCIMD_REQUEST_LOG",
+        value_enum,
+        default_value = "errors",
+        global = true
+    )]
+    pub request_log: crate::requestlog::Mode,
+
+    /// How long provisioning log records are kept.
+    #[arg(long, env = "SCIMD_REQUEST_LOG_RETENTION", default_value = "30d", value_parser = parse_duration, global = true)]
+    pub request_log_retention: Duration,
+
+    /// How long a soft-deleted user or group stays revivable before its
+    /// tombstone is purged.
+    #[arg(long, env = "SCIMD_TOMBSTONE_RETENTION", default_value = "30d", value_parser = parse_duration, global = true)]
+    pub tombstone_retention: Duration,
+
+    /// Address of the metrics listener (`GET /metrics`, Prometheus text
+    /// format); off when unset.
+    #[arg(long, env = "SCIMD_METRICS_BIND", global = true)]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// Requests per second each access key may make (a token bucket; off
+    /// when unset). Off by default: Entra ID quarantines a provisioning job
+    /// that sees many `429`s.
+    #[arg(long, env = "SCIMD_RATE_LIMIT", value_parser = parse_rate, global = true)]
+    pub rate_limit: Option<f64>,
+
+    /// How many requests an access key may make at once before the rate
+    /// applies (default: one second's worth, at least 1).
+    #[arg(long, env = "SCIMD_RATE_LIMIT_BURST", value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub rate_limit_burst: Option<u32>,
+
     /// `<ProjectId>:<AccessKey>` to provision at start (containers, automation).
     #[arg(
         long,
@@ -181,7 +218,25 @@ impl Config {
             request_timeout: self.request_timeout,
             events: self.events,
             webhook_allow_private: self.webhook_allow_private,
+            request_log: self.request_log,
+            tombstone_retention: self.tombstone_retention,
+            rate_limit: self.rate_limit.map(|per_second| RateLimit {
+                per_second,
+                burst: self
+                    .rate_limit_burst
+                    .unwrap_or(per_second.ceil().clamp(1.0, f64::from(u32::MAX)) as u32),
+            }),
         }
+    }
+}
+
+/// Parses a rate in requests per second: a positive number.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "'{text}' is not a rate (requests per second, e.g. 50 or 0.5)"
+        )),
     }
 }
 

@@ -10,6 +10,8 @@ pub mod auth;
 pub mod config;
 pub mod events;
 pub mod http;
+pub mod metrics;
+pub mod requestlog;
 pub mod scim;
 pub mod server;
 pub mod store;

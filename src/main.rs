@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use scimd::config::{Config, parse_duration};
 use scimd::server::{self, BoxError};
+use scimd::store::{DeleteMode, DeletionThreshold, PolicyChange};
 use scimd::{admin, telemetry};
 
 /// mimalloc instead of glibc's malloc: rendering a SCIM resource allocates
@@ -35,6 +36,30 @@ enum Command {
     /// Read change events.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Read the provisioning log.
+    #[command(subcommand)]
+    Requests(RequestsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RequestsCommand {
+    /// Print a tenant's last provisioning log records as JSON lines, oldest first.
+    Tail {
+        #[arg(long)]
+        project: String,
+        /// Tenant id or name.
+        #[arg(long)]
+        tenant: String,
+        /// Only these statuses: a code (404) or a class (4xx).
+        #[arg(long)]
+        status: Option<String>,
+        /// How many of the last records to print first.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        lines: u32,
+        /// Keep printing new records until interrupted.
+        #[arg(long)]
+        follow: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +111,46 @@ enum TenantCommand {
         #[arg(long)]
         name: String,
     },
+    /// Print a tenant's deprovisioning policy as JSON.
+    Show {
+        #[arg(long)]
+        project: String,
+        /// Tenant id or name.
+        tenant: String,
+    },
+    /// Change a tenant's deprovisioning policy; prints it.
+    Set {
+        #[arg(long)]
+        project: String,
+        /// Tenant id or name.
+        tenant: String,
+        /// What DELETE does: hard (gone) or soft (a tombstone a later create revives).
+        #[arg(long, value_parser = DeleteMode::parse)]
+        delete_mode: Option<DeleteMode>,
+        /// At most N deletes and deactivations per WINDOW (50/1h), or off.
+        #[arg(long, value_parser = parse_threshold)]
+        deletion_threshold: Option<Threshold>,
+        /// Refuse every write of the tenant (503) while true.
+        #[arg(long)]
+        paused: Option<bool>,
+    },
+    /// Let a tenant's held deletions through and count afresh.
+    Release {
+        #[arg(long)]
+        project: String,
+        /// Tenant id or name.
+        tenant: String,
+    },
+}
+
+/// `--deletion-threshold`: N/WINDOW, or off.
+type Threshold = Option<DeletionThreshold>;
+
+fn parse_threshold(text: &str) -> Result<Threshold, String> {
+    match text {
+        "off" => Ok(None),
+        _ => DeletionThreshold::parse(text).map(Some),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +218,27 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             return Ok(());
         }
         Command::Admin(cmd) => cmd,
+        Command::Requests(RequestsCommand::Tail {
+            project,
+            tenant,
+            status,
+            lines,
+            follow,
+        }) => {
+            let store = server::open_store(&config).await?;
+            let result = admin::tail_requests(
+                &store,
+                &project,
+                &tenant,
+                status.as_deref(),
+                lines,
+                follow,
+                &mut std::io::stdout().lock(),
+            )
+            .await;
+            store.close().await;
+            return result;
+        }
         Command::Events(EventsCommand::Tail {
             project,
             tenant,
@@ -190,6 +276,29 @@ async fn run_admin(store: &scimd::store::Store, cmd: AdminCommand) -> Result<(),
         AdminCommand::Tenant(TenantCommand::Create { project, name }) => {
             let t = admin::create_tenant(store, &project, &name).await?;
             println!("{}", t.id);
+        }
+        AdminCommand::Tenant(TenantCommand::Show { project, tenant }) => {
+            let t = admin::tenant_state(store, &project, &tenant).await?;
+            println!("{}", t.to_json());
+        }
+        AdminCommand::Tenant(TenantCommand::Set {
+            project,
+            tenant,
+            delete_mode,
+            deletion_threshold,
+            paused,
+        }) => {
+            let change = PolicyChange {
+                delete_mode,
+                deletion_threshold,
+                paused,
+            };
+            let t = admin::set_tenant_policy(store, &project, &tenant, &change).await?;
+            println!("{}", t.to_json());
+        }
+        AdminCommand::Tenant(TenantCommand::Release { project, tenant }) => {
+            let t = admin::release_deletions(store, &project, &tenant).await?;
+            println!("{}", t.to_json());
         }
         AdminCommand::Key(KeyCommand::Create {
             project,

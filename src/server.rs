@@ -68,7 +68,15 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     let state = AppState::open(store.clone(), config.http(), config.auth_cache_ttl)
         .await
         .map_err(|e| format!("cannot read the deployment's secrets: {e}"))?;
-    let retention = tokio::spawn(keep_events_for(store.clone(), config.event_retention));
+    let retention = tokio::spawn(purge_expired(
+        store.clone(),
+        Retention {
+            events: config.event_retention,
+            requests: config.request_log_retention,
+            tombstones: config.tombstone_retention,
+        },
+        config.events,
+    ));
     let deliverer = crate::webhooks::Deliverer::new(
         store.clone(),
         state.cursor_key().clone(),
@@ -77,10 +85,26 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     )
     .map_err(|e| format!("cannot start webhook delivery: {e}"))?;
     let delivery = tokio::spawn(deliverer.run());
+    let metrics = match config.metrics_bind {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
+            tracing::info!(bind = %addr, "metrics listening");
+            let router = crate::http::metrics::router(store.clone());
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::warn!(error = %e, "metrics listener stopped");
+                }
+            }))
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
     tracing::info!(bind = %config.bind, database = store.backend(), "scimd listening");
+    let request_log = state.request_log().clone();
     crate::http::listener::serve(
         listener,
         app(state),
@@ -88,31 +112,73 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
         shutdown_signal(),
     )
     .await;
+    // The last requests' log records, before the store closes.
+    request_log.close(std::time::Duration::from_secs(5)).await;
     retention.abort();
     delivery.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     store.close().await;
     tracing::info!("scimd stopped");
     Ok(())
 }
 
-/// Removes change events older than `retention`, now and then: every
-/// quarter of the retention, between a second and ten minutes.
-async fn keep_events_for(store: Store, retention: std::time::Duration) {
-    let every = (retention / 4).clamp(
+/// How long each kind of record is kept.
+struct Retention {
+    events: std::time::Duration,
+    requests: std::time::Duration,
+    tombstones: std::time::Duration,
+}
+
+/// Removes change events, provisioning log records and tombstones past
+/// their retention, now and then: every quarter of the shortest retention,
+/// between a second and ten minutes. Purged tombstones are recorded as
+/// events when `record` (events are on).
+async fn purge_expired(store: Store, keep: Retention, record: bool) {
+    let Retention {
+        events,
+        requests,
+        tombstones,
+    } = keep;
+    let every = (events.min(requests).min(tombstones) / 4).clamp(
         std::time::Duration::from_secs(1),
         std::time::Duration::from_secs(600),
     );
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let before = |age: std::time::Duration| {
+        chrono::TimeDelta::from_std(age)
+            .ok()
+            .and_then(|age| chrono::Utc::now().checked_sub_signed(age))
+    };
     loop {
         ticks.tick().await;
-        let Ok(age) = chrono::TimeDelta::from_std(retention) else {
-            return;
-        };
-        match store.purge_events(chrono::Utc::now() - age).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "change events past their retention removed"),
-            Err(e) => tracing::warn!(error = %e, "could not remove old change events"),
+        if let Some(cutoff) = before(events) {
+            match store.purge_events(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "change events past their retention removed"),
+                Err(e) => tracing::warn!(error = %e, "could not remove old change events"),
+            }
+        }
+        if let Some(cutoff) = before(tombstones) {
+            match store.purge_tombstones(cutoff, record).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "tombstones past their retention purged"),
+                Err(e) => tracing::warn!(error = %e, "could not purge old tombstones"),
+            }
+        }
+        if let Some(cutoff) = before(requests) {
+            match store.purge_requests(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    removed = n,
+                    "provisioning log records past their retention removed"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not remove old provisioning log records")
+                }
+            }
         }
     }
 }

@@ -2,9 +2,11 @@
 //! access key, and yield the [`TenantScope`](crate::store::TenantScope) every
 //! store call takes.
 
+pub mod rate;
 pub mod token;
 pub mod verifier;
 
+pub use rate::{RateLimit, RateLimiter};
 pub use token::{Credentials, parse_authorization};
 pub use verifier::{AuthError, KeyVerifier, Principal};
 

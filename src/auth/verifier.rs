@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
 use super::token::{Credentials, hash_access_key};
-use crate::store::{Store, StoreError, TenantScope};
+use crate::store::{Store, StoreError, TenantPolicy, TenantScope};
 
 /// How often `last_used_at` is written for a key, at most.
 const TOUCH_INTERVAL: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
@@ -23,6 +23,9 @@ pub struct Principal {
     pub project_id: String,
     pub scope: TenantScope,
     pub role: String,
+    /// The tenant's deprovisioning policy as it was when the key was
+    /// verified (at most the cache's lifetime ago).
+    pub policy: TenantPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,9 @@ pub enum AuthError {
     Unauthenticated,
     #[error("the access key's role does not allow this operation")]
     Forbidden,
+    /// The key's rate limit is spent; a token comes after this long.
+    #[error("too many requests with this access key")]
+    RateLimited(std::time::Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -74,7 +80,11 @@ impl KeyVerifier {
         let hash = hash_access_key(&creds.access_key);
         let cache_key = (creds.project_id.clone(), hash);
         let now = Utc::now();
-        if let Some(p) = self.lookup(&cache_key, now) {
+        let cached = self.lookup(&cache_key, now);
+        if let Some(m) = crate::metrics::get() {
+            m.auth_cache(cached.is_some());
+        }
+        if let Some(p) = cached {
             return Ok(p);
         }
 
@@ -102,9 +112,18 @@ impl KeyVerifier {
             project_id: key.project_id,
             scope: TenantScope::new(key.tenant_id),
             role: key.role,
+            policy: key.policy,
         };
         self.remember(cache_key, &principal, key.expires_at);
         Ok(principal)
+    }
+
+    /// Forgets the verifications of `scope`'s keys, so that the next
+    /// request reads the tenant's policy afresh (after this process changed
+    /// it).
+    pub fn forget_tenant(&self, scope: TenantScope) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|_, c| c.principal.scope != scope);
     }
 
     fn lookup(&self, key: &(String, [u8; 32]), now: DateTime<Utc>) -> Option<Principal> {

@@ -15,25 +15,44 @@ pub enum EventType {
     UserDeactivated,
     UserReactivated,
     UserDeleted,
+    /// A create brought a soft-deleted user back (same id).
+    UserRevived,
+    /// Retention removed a soft-deleted user's tombstone: it cannot come back.
+    UserPurged,
     GroupCreated,
     GroupUpdated,
     GroupDeleted,
     GroupMemberAdded,
     GroupMemberRemoved,
+    GroupRevived,
+    GroupPurged,
+    /// The tenant's deprovisioning policy changed (`changedAttributes`).
+    TenantUpdated,
+    /// The deletion circuit breaker tripped: deletes and deactivations wait.
+    TenantDeletionsHeld,
+    /// An admin released the held deletions.
+    TenantDeletionsReleased,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 17] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeactivated,
         EventType::UserReactivated,
         EventType::UserDeleted,
+        EventType::UserRevived,
+        EventType::UserPurged,
         EventType::GroupCreated,
         EventType::GroupUpdated,
         EventType::GroupDeleted,
         EventType::GroupMemberAdded,
         EventType::GroupMemberRemoved,
+        EventType::GroupRevived,
+        EventType::GroupPurged,
+        EventType::TenantUpdated,
+        EventType::TenantDeletionsHeld,
+        EventType::TenantDeletionsReleased,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,11 +62,18 @@ impl EventType {
             EventType::UserDeactivated => "user.deactivated",
             EventType::UserReactivated => "user.reactivated",
             EventType::UserDeleted => "user.deleted",
+            EventType::UserRevived => "user.revived",
+            EventType::UserPurged => "user.purged",
             EventType::GroupCreated => "group.created",
             EventType::GroupUpdated => "group.updated",
             EventType::GroupDeleted => "group.deleted",
             EventType::GroupMemberAdded => "group.member_added",
             EventType::GroupMemberRemoved => "group.member_removed",
+            EventType::GroupRevived => "group.revived",
+            EventType::GroupPurged => "group.purged",
+            EventType::TenantUpdated => "tenant.updated",
+            EventType::TenantDeletionsHeld => "tenant.deletions_held",
+            EventType::TenantDeletionsReleased => "tenant.deletions_released",
         }
     }
 
@@ -63,6 +89,7 @@ impl EventType {
                 | EventType::UserDeactivated
                 | EventType::UserReactivated
                 | EventType::GroupUpdated
+                | EventType::TenantUpdated
         )
     }
 
@@ -98,6 +125,16 @@ impl Actor {
     }
 }
 
+/// Whether a User document is deactivated (`active` false; unset is active).
+pub fn inactive(doc: &Map<String, Value>) -> bool {
+    doc.get("active") == Some(&Value::Bool(false))
+}
+
+/// Whether a change of a User deactivates it.
+pub fn deactivates(old: &Map<String, Value>, new: &Map<String, Value>) -> bool {
+    !inactive(old) && inactive(new)
+}
+
 /// A changed User's event: deactivated or reactivated when `active` went
 /// from true (or unset) to false or back, else updated; with the attributes
 /// it changed. `None` when the documents are equal.
@@ -106,7 +143,6 @@ pub fn user_update(old: &Map<String, Value>, new: &Map<String, Value>) -> Option
     if changed.is_empty() {
         return None;
     }
-    let inactive = |doc: &Map<String, Value>| doc.get("active") == Some(&Value::Bool(false));
     let kind = match (inactive(old), inactive(new)) {
         (false, true) => EventType::UserDeactivated,
         (true, false) => EventType::UserReactivated,
@@ -242,6 +278,6 @@ mod tests {
         for t in EventType::ALL {
             assert_eq!(EventType::parse(t.as_str()), Some(t));
         }
-        assert_eq!(EventType::parse("user.purged"), None);
+        assert_eq!(EventType::parse("user.exploded"), None);
     }
 }

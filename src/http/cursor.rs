@@ -15,6 +15,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::scim::{ScimError, ScimType};
+use crate::store::TenantScope;
 use crate::store::query::Keyset;
 
 /// The name of the cursor secret in the store.
@@ -66,6 +67,22 @@ impl CursorKey {
         let (body, tag) = raw.split_at(raw.len() - TAG_BYTES);
         self.tag(body).verify_truncated_left(tag).ok()?;
         Some((body[0], body[1..].to_vec()))
+    }
+
+    /// `kind` and `payload` for one tenant only: sealed with its id first.
+    pub fn seal_for(&self, kind: u8, scope: TenantScope, payload: &[u8]) -> String {
+        let mut body = Vec::with_capacity(16 + payload.len());
+        body.extend_from_slice(scope.tenant_id().as_bytes());
+        body.extend_from_slice(payload);
+        self.seal(kind, &body)
+    }
+
+    /// The payload of a token [`CursorKey::seal_for`] made with this key,
+    /// this `kind` and this tenant; `None` for anything else.
+    pub fn open_for(&self, kind: u8, scope: TenantScope, text: &str) -> Option<Vec<u8>> {
+        let (found, body) = self.open(text)?;
+        let payload = body.strip_prefix(scope.tenant_id().as_bytes().as_slice())?;
+        (found == kind).then(|| payload.to_vec())
     }
 
     pub fn encode(&self, at: Keyset) -> String {

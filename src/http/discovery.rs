@@ -115,7 +115,7 @@ pub async fn get_resource_type(
 /// `POST /.search` across resource types (RFC 7644 §3.4.3): not offered;
 /// `501` is the RFC's answer for an unsupported operation.
 pub async fn root_search(_: TenantAdmin) -> ApiError {
-    ApiError(ScimError::new(
+    ApiError::from(ScimError::new(
         501,
         None,
         "Searching several resource types at once is not supported; use /Users/.search or /Groups/.search",

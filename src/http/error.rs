@@ -14,18 +14,20 @@ use super::response::scim_response;
 /// Seconds a client is asked to wait after a `503`.
 const RETRY_AFTER_SECS: &str = "1";
 
+/// A SCIM error, and for a `429` how many seconds until the client may
+/// try again (`Retry-After`).
 #[derive(Debug)]
-pub struct ApiError(pub ScimError);
+pub struct ApiError(pub ScimError, pub Option<u64>);
 
 impl From<ScimError> for ApiError {
     fn from(e: ScimError) -> Self {
-        ApiError(e)
+        ApiError(e, None)
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError(match e {
+        ApiError::from(match e {
             StoreError::NotFound => ScimError::not_found("Resource not found"),
             StoreError::Conflict(field) => {
                 ScimError::uniqueness(format!("{field} is already in use in this tenant"))
@@ -68,24 +70,45 @@ impl From<StoreError> for ApiError {
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Unauthenticated => ApiError(ScimError::new(
+            AuthError::Unauthenticated => ApiError::from(ScimError::new(
                 401,
                 None,
                 "Authentication failed: a valid bearer token is required",
             )),
-            AuthError::Forbidden => ApiError(ScimError::new(
+            AuthError::Forbidden => ApiError::from(ScimError::new(
                 403,
                 None,
                 "The access key is not allowed to use the SCIM API (tenant-admin role required)",
             )),
+            AuthError::RateLimited(wait) => {
+                let secs = retry_after_secs(wait);
+                ApiError(
+                    ScimError::new(
+                        429,
+                        None,
+                        format!("Too many requests with this access key; retry after {secs} s"),
+                    ),
+                    Some(secs),
+                )
+            }
             AuthError::Store(s) => s.into(),
         }
     }
 }
 
+/// Whole seconds a client waits before it may try again: at least one.
+pub fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        error_response(&self.0)
+        let mut resp = error_response(&self.0);
+        if let Some(secs) = self.1 {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
     }
 }
 
@@ -93,6 +116,10 @@ impl IntoResponse for ApiError {
 pub fn error_response(err: &ScimError) -> Response {
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = scim_response(status, &err.to_body());
+    if let Some(t) = err.scim_type {
+        resp.extensions_mut()
+            .insert(super::observe::ScimTypeOf(t.as_str()));
+    }
     let headers = resp.headers_mut();
     match status {
         StatusCode::UNAUTHORIZED => {

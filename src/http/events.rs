@@ -18,7 +18,7 @@ use crate::scim::projection::Projection;
 use crate::scim::resource::{etag, format_datetime};
 use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 use crate::store::{
-    EventQuery, MemberKind, Position, StoredEvent, StoredGroup, StoredUser, TenantScope,
+    EventQuery, EventResource, Position, StoredEvent, StoredGroup, StoredUser, TenantScope,
 };
 
 /// The cursor kind byte of event cursors (see `cursor.rs`).
@@ -32,26 +32,22 @@ const POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// An event cursor: the tenant and the position, signed.
 pub fn encode_cursor(key: &CursorKey, scope: TenantScope, at: Position) -> String {
-    let mut payload = Vec::with_capacity(32);
-    payload.extend_from_slice(scope.tenant_id().as_bytes());
+    let mut payload = Vec::with_capacity(16);
     payload.extend_from_slice(&at.xid.to_be_bytes());
     payload.extend_from_slice(&at.seq.to_be_bytes());
-    key.seal(EVENT_CURSOR, &payload)
+    key.seal_for(EVENT_CURSOR, scope, &payload)
 }
 
 /// The position of a cursor scimd issued for this tenant; `None` otherwise.
 pub fn decode_cursor(key: &CursorKey, scope: TenantScope, text: &str) -> Option<Position> {
-    let (kind, payload) = key.open(text)?;
-    if kind != EVENT_CURSOR || payload.len() != 32 {
-        return None;
-    }
-    if payload[..16] != scope.tenant_id().as_bytes()[..] {
+    let payload = key.open_for(EVENT_CURSOR, scope, text)?;
+    if payload.len() != 16 {
         return None;
     }
     let number = |at: usize| i64::from_be_bytes(payload[at..at + 8].try_into().unwrap_or_default());
     Some(Position {
-        xid: number(16),
-        seq: number(24),
+        xid: number(0),
+        seq: number(8),
     })
 }
 
@@ -84,7 +80,8 @@ pub fn render_event(
     }
     if let Some(s) = &event.snapshot {
         let data = match event.resource {
-            MemberKind::User => super::users::render(
+            EventResource::Tenant => Value::Null,
+            EventResource::User => super::users::render(
                 base,
                 StoredUser {
                     id: event.resource_id,
@@ -96,7 +93,7 @@ pub fn render_event(
                 },
                 &Projection::new(&USER_RESOURCE, None, None),
             ),
-            MemberKind::Group => super::groups::render(
+            EventResource::Group => super::groups::render(
                 base,
                 &StoredGroup {
                     id: event.resource_id,

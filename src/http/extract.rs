@@ -12,7 +12,7 @@ use super::error::ApiError;
 use crate::auth::{self, AuthError, Principal};
 use crate::events::Actor;
 use crate::scim::{ScimError, ScimType};
-use crate::store::TenantScope;
+use crate::store::{TenantPolicy, TenantScope};
 
 /// A JSON request body, read strictly ([`crate::scim::json`]: no member
 /// named twice, no U+0000). `application/scim+json`, `application/json`,
@@ -65,13 +65,15 @@ impl<S: Send + Sync> FromRequest<S> for ScimJson {
                 ScimError::invalid_syntax(format!("Could not read the request body: {rejection}"))
             }
         })?;
+        super::observe::note_body(&bytes);
         Ok(ScimJson(crate::scim::json::parse(&bytes)?))
     }
 }
 
-/// The tenant of a verified `tenant-admin` access key, and who is writing
-/// as change events name them (when events are recorded).
-pub struct TenantAdmin(pub TenantScope, pub Option<Actor>);
+/// The tenant of a verified `tenant-admin` access key, who is writing as
+/// change events name them (when events are recorded), and the tenant's
+/// deprovisioning policy. A paused tenant's writes stop here.
+pub struct TenantAdmin(pub TenantScope, pub Option<Actor>, pub TenantPolicy);
 
 impl FromRequestParts<AppState> for TenantAdmin {
     type Rejection = ApiError;
@@ -84,21 +86,42 @@ impl FromRequestParts<AppState> for TenantAdmin {
         if principal.role != auth::TENANT_ADMIN {
             return Err(AuthError::Forbidden.into());
         }
-        let actor = state.settings().events.then(|| {
-            let header = |name: &str| {
-                parts
-                    .headers
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            };
-            Actor {
-                key_id: principal.key_id,
-                request_id: header("x-request-id"),
-                user_agent: header("user-agent"),
-            }
-        });
-        Ok(TenantAdmin(principal.scope, actor))
+        if principal.policy.paused && is_write(parts) {
+            return Err(super::policy::paused());
+        }
+        let actor = state
+            .settings()
+            .events
+            .then(|| actor_of(parts, principal.key_id));
+        Ok(TenantAdmin(principal.scope, actor, principal.policy))
+    }
+}
+
+/// Whether the request changes resources: every SCIM request but reads
+/// and searches (`POST …/.search` reads).
+fn is_write(parts: &Parts) -> bool {
+    use axum::http::Method;
+    match parts.method {
+        Method::GET | Method::HEAD | Method::OPTIONS => false,
+        Method::POST => !parts.uri.path().ends_with("/.search"),
+        _ => true,
+    }
+}
+
+/// Who is writing, as change events name them: the key, the request id
+/// and the client.
+pub(super) fn actor_of(parts: &Parts, key_id: String) -> Actor {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    Actor {
+        key_id,
+        request_id: header("x-request-id"),
+        user_agent: header("user-agent"),
     }
 }
 
@@ -113,6 +136,15 @@ pub(super) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Prin
         .ok_or(AuthError::Unauthenticated)?;
     let principal = state.verifier().verify(&creds).await?;
     tracing::Span::current().record("key_id", principal.key_id.as_str());
+    super::observe::note_key(principal.scope.tenant_id(), &principal.key_id);
+    if let Some(limiter) = state.rate_limiter() {
+        limiter.check(&principal.key_id).map_err(|wait| {
+            if let Some(m) = crate::metrics::get() {
+                m.rate_limited();
+            }
+            AuthError::RateLimited(wait)
+        })?;
+    }
     Ok(principal)
 }
 

@@ -217,7 +217,7 @@ fn document_and_members(
 
 pub async fn create(
     State(state): State<AppState>,
-    TenantAdmin(scope, actor): TenantAdmin,
+    TenantAdmin(scope, actor, policy): TenantAdmin,
     base: BaseUrl,
     params: QueryParams,
     ScimJson(body): ScimJson,
@@ -228,10 +228,26 @@ pub async fn create(
     let (doc, members) = parsed?;
     let projection = projection(&params);
     check_listable(&state, &projection, &members)?;
-    let written = state
-        .store()
-        .create_group(scope, GroupWrite::from_doc(doc), members, actor)
-        .await?;
+    let write = GroupWrite::from_doc(doc);
+    // Soft delete: a create that matches a tombstone brings it back.
+    let revived = match super::policy::revivable_since(&state, &policy) {
+        Some(since) => {
+            state
+                .store()
+                .revive_group(scope, &write, members.clone(), actor.as_ref(), since)
+                .await?
+        }
+        None => None,
+    };
+    let written = match revived {
+        Some(written) => written,
+        None => {
+            state
+                .store()
+                .create_group(scope, write, members, actor)
+                .await?
+        }
+    };
     written_response(
         &state,
         scope,
@@ -245,7 +261,7 @@ pub async fn create(
 
 pub async fn get(
     State(state): State<AppState>,
-    TenantAdmin(scope, _): TenantAdmin,
+    TenantAdmin(scope, _, _): TenantAdmin,
     base: BaseUrl,
     Path(id): Path<String>,
     params: QueryParams,
@@ -284,10 +300,7 @@ async fn run_list(
         .query_groups(scope, &plan.query)
         .await
         .map_err(list::store_error)?;
-    let (groups, next, previous) = match plan.cursor {
-        Some(_) => list::cursor_page(&plan, state.cursor_key(), groups, |g| g.id),
-        None => (groups, None, None),
-    };
+    let (groups, next, previous) = list::cursor_page(&plan, state.cursor_key(), groups, |g| g.id);
     let refs: Vec<&StoredGroup> = groups.iter().collect();
     let mut pages = load_members(state, scope, &refs, &plan.projection).await?;
     let resources = groups
@@ -310,7 +323,7 @@ async fn run_list(
 
 pub async fn list(
     State(state): State<AppState>,
-    TenantAdmin(scope, _): TenantAdmin,
+    TenantAdmin(scope, _, _): TenantAdmin,
     base: BaseUrl,
     params: QueryParams,
 ) -> Result<Response, ApiError> {
@@ -319,7 +332,7 @@ pub async fn list(
 
 pub async fn search(
     State(state): State<AppState>,
-    TenantAdmin(scope, _): TenantAdmin,
+    TenantAdmin(scope, _, _): TenantAdmin,
     base: BaseUrl,
     ScimJson(body): ScimJson,
 ) -> Result<Response, ApiError> {
@@ -328,7 +341,7 @@ pub async fn search(
 
 pub async fn replace(
     State(state): State<AppState>,
-    TenantAdmin(scope, actor): TenantAdmin,
+    TenantAdmin(scope, actor, _): TenantAdmin,
     base: BaseUrl,
     Path(id): Path<String>,
     params: QueryParams,
@@ -370,7 +383,7 @@ fn modify_error(id: &str, e: ModifyError<ScimError>) -> ApiError {
 /// `PATCH /Groups/{id}`: `204`, or `200` with the attributes asked for.
 pub async fn patch(
     State(state): State<AppState>,
-    TenantAdmin(scope, actor): TenantAdmin,
+    TenantAdmin(scope, actor, _): TenantAdmin,
     base: BaseUrl,
     Path(id): Path<String>,
     params: QueryParams,
@@ -449,12 +462,19 @@ pub async fn patch(
 
 pub async fn delete(
     State(state): State<AppState>,
-    TenantAdmin(scope, actor): TenantAdmin,
+    TenantAdmin(scope, actor, policy): TenantAdmin,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let uuid = parse_id(&id)?;
     let if_match = IfMatch::from_headers(&headers)?;
+    if super::policy::guards_deletions(&policy) {
+        // Only a delete that can happen counts against the breaker.
+        if state.store().get_group(scope, uuid).await?.is_none() {
+            return Err(not_found(&id));
+        }
+        super::policy::allow_deletion(&state, &policy, scope, actor.as_ref()).await?;
+    }
     state
         .store()
         .delete_group(scope, uuid, if_match.required_version(), actor.as_ref())

@@ -64,7 +64,7 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         match too_large(&req, self.body_limit) {
             Some(err) => LimitsFuture::Refused {
-                response: Some(ApiError(err).into_response()),
+                response: Some(ApiError::from(err).into_response()),
             },
             None => LimitsFuture::Inner {
                 future: self.inner.call(req),

@@ -103,13 +103,17 @@ pub struct ListPlan {
     pub cursor: Option<bool>,
 }
 
-/// Trims a cursor page fetched with one extra row and works out its cursors.
+/// The page's items and cursors: an index page as it came; a cursor page
+/// fetched with one extra row trimmed, with its cursors worked out.
 pub fn cursor_page<T>(
     plan: &ListPlan,
     key: &CursorKey,
     mut items: Vec<T>,
     id_of: fn(&T) -> Uuid,
 ) -> (Vec<T>, Option<String>, Option<String>) {
+    if plan.cursor.is_none() {
+        return (items, None, None);
+    }
     let after = |t: &T| key.encode(Keyset::After(id_of(t)));
     let before = |t: &T| key.encode(Keyset::Before(id_of(t)));
     let want = plan.page.count as usize;
@@ -142,8 +146,22 @@ pub fn cursor_page<T>(
     }
 }
 
-/// The ListResponse for a plan: index-paged with `totalResults`, or a
-/// cursor page with its cursors.
+/// A ListResponse's members but `Resources`, for a plan: index-paged with
+/// `totalResults`, or a cursor page with its cursors.
+fn envelope(
+    plan: &ListPlan,
+    total: Option<u64>,
+    items: usize,
+    next: Option<String>,
+    previous: Option<String>,
+) -> serde_json::Map<String, serde_json::Value> {
+    match plan.cursor {
+        Some(_) => crate::scim::list::cursor_envelope(items, next, previous),
+        None => crate::scim::list::index_envelope(total.unwrap_or(0), plan.page, items),
+    }
+}
+
+/// The ListResponse for a plan.
 pub fn response_body(
     plan: &ListPlan,
     total: Option<u64>,
@@ -151,10 +169,20 @@ pub fn response_body(
     next: Option<String>,
     previous: Option<String>,
 ) -> serde_json::Value {
-    match plan.cursor {
-        Some(_) => crate::scim::list::cursor_list_response(resources, next, previous),
-        None => crate::scim::list::list_response(total.unwrap_or(0), plan.page, resources),
-    }
+    let envelope = envelope(plan, total, resources.len(), next, previous);
+    crate::scim::list::with_resources(envelope, resources)
+}
+
+/// [`response_body`] as JSON text, its resources already rendered as text.
+pub fn response_text(
+    plan: &ListPlan,
+    total: Option<u64>,
+    resources: &[Vec<u8>],
+    next: Option<String>,
+    previous: Option<String>,
+) -> Vec<u8> {
+    let envelope = envelope(plan, total, resources.len(), next, previous);
+    crate::scim::list::with_rendered_resources(envelope, resources)
 }
 
 impl ListRequest {
@@ -272,7 +300,7 @@ impl ListRequest {
 pub fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::InvalidQuery(why) => {
-            ApiError(ScimError::bad_request(ScimType::InvalidFilter, why))
+            ApiError::from(ScimError::bad_request(ScimType::InvalidFilter, why))
         }
         other => other.into(),
     }

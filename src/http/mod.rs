@@ -12,7 +12,11 @@ mod health;
 pub mod limits;
 mod list;
 pub mod listener;
+pub mod metrics;
+mod observe;
+mod policy;
 pub mod problem;
+pub mod requests;
 pub mod response;
 mod users;
 mod webhooks;
@@ -33,7 +37,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Level;
 
-use crate::auth::KeyVerifier;
+use crate::auth::{KeyVerifier, RateLimit, RateLimiter};
+use crate::requestlog::RequestLog;
 use crate::store::Store;
 use cursor::CursorKey;
 
@@ -59,6 +64,13 @@ pub struct HttpSettings {
     /// Whether webhooks may go to loopback, private and link-local
     /// addresses (`SCIMD_WEBHOOK_ALLOW_PRIVATE`).
     pub webhook_allow_private: bool,
+    /// Requests per access key (`SCIMD_RATE_LIMIT`, `…_BURST`); none: no limit.
+    pub rate_limit: Option<RateLimit>,
+    /// Which SCIM requests the provisioning log keeps (`SCIMD_REQUEST_LOG`).
+    pub request_log: crate::requestlog::Mode,
+    /// How long a soft-deleted resource stays revivable
+    /// (`SCIMD_TOMBSTONE_RETENTION`).
+    pub tombstone_retention: Duration,
 }
 
 impl Default for HttpSettings {
@@ -72,6 +84,9 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(30),
             events: true,
             webhook_allow_private: false,
+            rate_limit: None,
+            request_log: crate::requestlog::Mode::Errors,
+            tombstone_retention: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -85,6 +100,8 @@ struct Inner {
     verifier: KeyVerifier,
     settings: HttpSettings,
     cursor_key: CursorKey,
+    rate_limiter: Option<RateLimiter>,
+    request_log: RequestLog,
 }
 
 impl AppState {
@@ -98,9 +115,12 @@ impl AppState {
     ) -> Result<Self, crate::store::StoreError> {
         let secret = store.deployment_secret(cursor::SECRET_NAME).await?;
         let verifier = KeyVerifier::new(store.clone(), auth_cache_ttl);
+        let request_log = RequestLog::start(store.clone(), settings.request_log);
         Ok(AppState(Arc::new(Inner {
             store,
             verifier,
+            rate_limiter: settings.rate_limit.map(RateLimiter::new),
+            request_log,
             settings,
             cursor_key: CursorKey::new(&secret),
         })))
@@ -116,6 +136,12 @@ impl AppState {
     }
     pub fn cursor_key(&self) -> &CursorKey {
         &self.0.cursor_key
+    }
+    pub fn rate_limiter(&self) -> Option<&RateLimiter> {
+        self.0.rate_limiter.as_ref()
+    }
+    pub fn request_log(&self) -> &RequestLog {
+        &self.0.request_log
     }
 }
 
@@ -159,6 +185,7 @@ pub(crate) fn cpu_bound<T>(heavy: bool, work: impl FnOnce() -> T) -> T {
 pub(crate) fn record_quirks(quirks: &crate::scim::compat::Quirks) {
     if !quirks.is_empty() {
         tracing::Span::current().record("quirks", tracing::field::display(quirks));
+        observe::note_quirks(quirks);
     }
 }
 
@@ -205,10 +232,44 @@ fn normalise_path<B>(mut req: Request<B>) -> Request<B> {
     req
 }
 
-/// The whole application, as `scimd serve` runs it and as tests drive it.
-pub fn app(state: AppState) -> Router {
-    let settings = state.settings().clone();
-    let scim = Router::new()
+/// A router being mounted under `prefix`, and the paths of its routes.
+struct Mounted {
+    router: Router<AppState>,
+    prefix: &'static str,
+    paths: Vec<String>,
+}
+
+impl Mounted {
+    fn new(prefix: &'static str) -> Mounted {
+        Mounted {
+            router: Router::new(),
+            prefix,
+            paths: Vec::new(),
+        }
+    }
+
+    fn route(mut self, path: &str, handlers: axum::routing::MethodRouter<AppState>) -> Mounted {
+        self.paths.push(format!("{}{path}", self.prefix));
+        self.router = self.router.route(path, handlers);
+        self
+    }
+}
+
+/// The contract (`GET /openapi.json`): OpenAPI 3.1, written by hand (SCIM
+/// bodies are open JSON objects keyed by URNs, which derived schemas
+/// describe poorly); a test holds it to [`mounted_paths`].
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
+/// Every route, and the paths they are mounted at.
+fn routes() -> (Router<AppState>, Vec<String>) {
+    let scim = Mounted::new(SCIM_PREFIX)
         .route("/Users", get(users::list).post(users::create))
         .route("/Users/.search", axum::routing::post(users::search))
         .route("/.search", axum::routing::post(discovery::root_search))
@@ -236,8 +297,12 @@ pub fn app(state: AppState) -> Router {
                 .patch(users::patch)
                 .delete(users::delete),
         );
-    let api = Router::new()
+    let api = Mounted::new(API_PREFIX)
         .route("/events", get(events::list))
+        .route("/requests", get(requests::list))
+        .route("/clients", get(requests::clients))
+        .route("/tenant", get(policy::get).patch(policy::patch))
+        .route("/tenant/release", axum::routing::post(policy::release))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route(
             "/webhooks/{id}",
@@ -250,15 +315,42 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/webhooks/{id}/enable",
             axum::routing::post(webhooks::enable),
-        )
-        .fallback(problem::not_found)
-        .method_not_allowed_fallback(problem::method_not_allowed);
-    let routes = Router::new()
-        .nest(SCIM_PREFIX, scim)
-        .nest(API_PREFIX, api)
+        );
+    let root = Mounted::new("")
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .with_state(state);
+        .route("/openapi.json", get(openapi));
+    let paths = [&scim.paths, &api.paths, &root.paths]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    let api = api
+        .router
+        .fallback(problem::not_found)
+        .method_not_allowed_fallback(problem::method_not_allowed);
+    let router = root
+        .router
+        .nest(SCIM_PREFIX, scim.router)
+        .nest(API_PREFIX, api);
+    (router, paths)
+}
+
+/// The paths of every route the application mounts (`/scim/v2/Users/{id}`).
+pub fn mounted_paths() -> Vec<String> {
+    routes().1
+}
+
+/// The whole application, as `scimd serve` runs it and as tests drive it.
+pub fn app(state: AppState) -> Router {
+    let settings = state.settings().clone();
+    let routes = routes()
+        .0
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::keep_route,
+        ))
+        .with_state(state.clone());
     // URL normalisation runs before routing, so the routes sit behind it.
     let normalised = tower::ServiceBuilder::new()
         .map_request(normalise_path::<axum::body::Body>)
@@ -266,6 +358,10 @@ pub fn app(state: AppState) -> Router {
     Router::new().fallback_service(normalised).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(axum::middleware::from_fn_with_state(
+                state,
+                observe::observe,
+            ))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(request_span)

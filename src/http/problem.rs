@@ -16,6 +16,8 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 pub struct Problem {
     pub status: StatusCode,
     pub detail: String,
+    /// For a `429`: seconds until the client may try again.
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -23,6 +25,7 @@ impl Problem {
         Problem {
             status,
             detail: detail.into(),
+            retry_after: None,
         }
     }
 
@@ -54,6 +57,9 @@ impl IntoResponse for Problem {
             }
             _ => {}
         }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         resp
     }
 }
@@ -81,6 +87,16 @@ impl From<AuthError> for Problem {
                 StatusCode::FORBIDDEN,
                 "The access key's role does not allow this operation",
             ),
+            AuthError::RateLimited(wait) => {
+                let secs = super::error::retry_after_secs(wait);
+                Problem {
+                    retry_after: Some(secs),
+                    ..Problem::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!("Too many requests with this access key; retry after {secs} s"),
+                    )
+                }
+            }
             AuthError::Store(s) => s.into(),
         }
     }
@@ -96,6 +112,48 @@ impl FromRequestParts<AppState> for EventsReader {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         let scope = scope_of(parts, state, &[auth::TENANT_ADMIN, auth::EVENTS_READER]).await?;
         Ok(EventsReader(scope))
+    }
+}
+
+/// A JSON answer of scimd's own API.
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// A JSON object body (read strictly, as SCIM bodies are); an empty body
+/// is an empty object.
+pub fn object(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, Problem> {
+    if body.is_empty() {
+        return Ok(serde_json::Map::new());
+    }
+    match crate::scim::json::parse(body) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err(Problem::bad_request("the body must be a JSON object")),
+        Err(e) => Err(Problem::bad_request(e.detail)),
+    }
+}
+
+/// A verified `tenant-admin` key, for the parts of scimd's own API whose
+/// changes are recorded as events: its tenant and who it is.
+pub struct AdminActor(pub TenantScope, pub crate::events::Actor);
+
+impl FromRequestParts<AppState> for AdminActor {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let principal = super::extract::authenticate(parts, state).await?;
+        if principal.role != auth::TENANT_ADMIN {
+            return Err(AuthError::Forbidden.into());
+        }
+        Ok(AdminActor(
+            principal.scope,
+            super::extract::actor_of(parts, principal.key_id),
+        ))
     }
 }
 

@@ -10,7 +10,11 @@ pub const SCIM_JSON: &str = "application/scim+json";
 /// A JSON body with `Content-Type: application/scim+json`.
 pub fn scim_response(status: StatusCode, body: &Value) -> Response {
     // Serialising a `Value` cannot fail.
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    scim_bytes_response(status, serde_json::to_vec(body).unwrap_or_default())
+}
+
+/// [`scim_response`] for a body already serialised.
+pub fn scim_bytes_response(status: StatusCode, bytes: Vec<u8>) -> Response {
     let mut resp = Response::new(Body::from(bytes));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -27,7 +31,18 @@ pub fn resource_response(
     etag: &str,
     location: Option<&str>,
 ) -> Response {
-    let mut resp = scim_response(status, body);
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    resource_bytes_response(status, bytes, etag, location)
+}
+
+/// [`resource_response`] for a body already serialised.
+pub fn resource_bytes_response(
+    status: StatusCode,
+    bytes: Vec<u8>,
+    etag: &str,
+    location: Option<&str>,
+) -> Response {
+    let mut resp = scim_bytes_response(status, bytes);
     let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(etag) {
         headers.insert(header::ETAG, v);

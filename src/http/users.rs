@@ -10,14 +10,20 @@ use super::error::ApiError;
 use super::etag::{IfMatch, IfNoneMatch};
 use super::extract::{BaseUrl, QueryParams, ScimJson, TenantAdmin};
 use super::list::{self, ListRequest};
-use super::response::{empty_response, resource_response, scim_response};
+use super::policy;
+use super::response::{
+    empty_response, resource_bytes_response, resource_response, scim_bytes_response, scim_response,
+};
+use crate::events;
 use crate::scim::ScimError;
 use crate::scim::compat::Quirks;
 use crate::scim::patch;
 use crate::scim::projection::Projection;
 use crate::scim::resource::{self, Meta, etag};
 use crate::scim::schema::USER_RESOURCE;
-use crate::store::{ModifyError, StoreError, StoredUser, TenantScope, UserWrite};
+use crate::store::{
+    GroupRef, ModifyError, StoreError, StoredUser, StoredUserText, TenantScope, UserWrite,
+};
 
 fn location(base: &BaseUrl, id: Uuid) -> String {
     format!("{}/Users/{id}", base.0)
@@ -30,6 +36,21 @@ fn projection(params: &QueryParams) -> Projection {
         params.get("attributes"),
         params.get("excludedAttributes"),
     )
+}
+
+/// A user's derived, read-only `groups` (direct memberships).
+fn groups_value(base: &BaseUrl, groups: &[GroupRef]) -> serde_json::Value {
+    groups
+        .iter()
+        .map(|g| {
+            serde_json::json!({
+                "value": g.id.to_string(),
+                "$ref": format!("{}/Groups/{}", base.0, g.id),
+                "display": g.display,
+                "type": "direct",
+            })
+        })
+        .collect()
 }
 
 /// The response form of a stored user (consumed: its document becomes the
@@ -50,23 +71,41 @@ pub(super) fn render(
     if let serde_json::Value::Object(map) = &mut rendered {
         // The derived, read-only `groups` (direct memberships).
         if !user.groups.is_empty() {
-            let values = user
-                .groups
-                .iter()
-                .map(|g| {
-                    serde_json::json!({
-                        "value": g.id.to_string(),
-                        "$ref": format!("{}/Groups/{}", base.0, g.id),
-                        "display": g.display,
-                        "type": "direct",
-                    })
-                })
-                .collect();
-            map.insert("groups".to_owned(), serde_json::Value::Array(values));
+            map.insert("groups".to_owned(), groups_value(base, &user.groups));
         }
         projection.apply(&USER_RESOURCE, map);
     }
     rendered
+}
+
+/// [`render`] with the default projection, for a user whose document is
+/// the database's JSON text: written around that text, never parsed
+/// (`resource::render_text`).
+fn render_text(base: &BaseUrl, user: &StoredUserText) -> Result<Vec<u8>, ApiError> {
+    let meta = Meta {
+        resource_type: USER_RESOURCE.name,
+        created: user.created,
+        last_modified: user.modified,
+        location: location(base, user.id),
+        version: user.version,
+    };
+    let groups = (!user.groups.is_empty()).then(|| ("groups", groups_value(base, &user.groups)));
+    resource::render_text(&user.doc, &user.id.to_string(), &meta, groups.as_slice()).ok_or_else(
+        || {
+            StoreError::Corrupt(format!(
+                "user {}: the stored document is not an object",
+                user.id
+            ))
+            .into()
+        },
+    )
+}
+
+/// Why a PATCH's change stopped before its write.
+enum Stop {
+    Invalid(ScimError),
+    /// It deactivates the user, and the breaker has not counted it yet.
+    Deactivates,
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -88,7 +127,7 @@ fn named(id: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
 
 pub async fn create(
     State(state): State<AppState>,
-    TenantAdmin(scope, actor): TenantAdmin,
+    TenantAdmin(scope, actor, policy): TenantAdmin,
     base: BaseUrl,
     params: QueryParams,
     ScimJson(body): ScimJson,
@@ -96,11 +135,26 @@ pub async fn create(
     let mut quirks = Quirks::default();
     let doc = resource::normalize_with(&USER_RESOURCE, body, &mut quirks);
     super::record_quirks(&quirks);
-    let doc = doc?;
-    let user = state
-        .store()
-        .create_user(scope, &UserWrite::from_doc(doc), actor.as_ref())
-        .await?;
+    let write = UserWrite::from_doc(doc?);
+    // Soft delete: a create that matches a tombstone brings it back.
+    let revived = match policy::revivable_since(&state, &policy) {
+        Some(since) => {
+            state
+                .store()
+                .revive_user(scope, &write, actor.as_ref(), since)
+                .await?
+        }
+        None => None,
+    };
+    let user = match revived {
+        Some(user) => user,
+        None => {
+            state
+                .store()
+                .create_user(scope, &write, actor.as_ref())
+                .await?
+        }
+    };
     let (version, loc) = (user.version, location(&base, user.id));
     let body = render(&base, user, &projection(&params));
     Ok(resource_response(
@@ -113,13 +167,34 @@ pub async fn create(
 
 pub async fn get(
     State(state): State<AppState>,
-    TenantAdmin(scope, _): TenantAdmin,
+    TenantAdmin(scope, _, _): TenantAdmin,
     base: BaseUrl,
     Path(id): Path<String>,
     params: QueryParams,
     if_none_match: IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let uuid = parse_id(&id)?;
+    let projection = projection(&params);
+    if matches!(projection, Projection::Default) {
+        let user = state
+            .store()
+            .get_user_text(scope, uuid)
+            .await?
+            .ok_or_else(|| not_found(&id))?;
+        if if_none_match.not_modified(user.version)? {
+            return Ok(empty_response(
+                StatusCode::NOT_MODIFIED,
+                &etag(user.version),
+            ));
+        }
+        let body = render_text(&base, &user)?;
+        return Ok(resource_bytes_response(
+            StatusCode::OK,
+            body,
+            &etag(user.version),
+            None,
+        ));
+    }
     let user = state
         .store()
         .get_user(scope, uuid)
@@ -131,10 +206,28 @@ pub async fn get(
     }
     Ok(resource_response(
         StatusCode::OK,
-        &render(&base, user, &projection(&params)),
+        &render(&base, user, &projection),
         &etag(version),
         None,
     ))
+}
+
+/// A listing's users trimmed to the page: its total, users and cursors.
+type Paged<D> = (
+    Option<u64>,
+    Vec<StoredUser<D>>,
+    Option<String>,
+    Option<String>,
+);
+
+fn paged<D>(
+    plan: &list::ListPlan,
+    state: &AppState,
+    found: Result<(Option<u64>, Vec<StoredUser<D>>), StoreError>,
+) -> Result<Paged<D>, ApiError> {
+    let (total, users) = found.map_err(list::store_error)?;
+    let (users, next, previous) = list::cursor_page(plan, state.cursor_key(), users, |u| u.id);
+    Ok((total, users, next, previous))
 }
 
 async fn run_list(
@@ -144,15 +237,26 @@ async fn run_list(
     req: ListRequest,
 ) -> Result<Response, ApiError> {
     let plan = req.plan(&USER_RESOURCE, state.settings(), state.cursor_key())?;
-    let (total, users) = state
-        .store()
-        .query_users(scope, &plan.query)
-        .await
-        .map_err(list::store_error)?;
-    let (users, next, previous) = match plan.cursor {
-        Some(_) => list::cursor_page(&plan, state.cursor_key(), users, |u| u.id),
-        None => (users, None, None),
-    };
+    if matches!(plan.projection, Projection::Default) {
+        let (total, users, next, previous) = paged(
+            &plan,
+            state,
+            state.store().query_users_text(scope, &plan.query).await,
+        )?;
+        let resources = users
+            .iter()
+            .map(|u| render_text(base, u))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(scim_bytes_response(
+            StatusCode::OK,
+            list::response_text(&plan, total, &resources, next, previous),
+        ));
+    }
+    let (total, users, next, previous) = paged(
+        &plan,
+        state,
+        state.store().query_users(scope, &plan.query).await,
+    )?;
     let resources = users
         .into_iter()
         .map(|u| render(base, u, &plan.projection))
@@ -167,7 +271,7 @@ async fn run_list(
 /// `attributes`, `excludedAttributes`.
 pub async fn list(
     State(state): State<AppState>,
-    TenantAdmin(scope, _): TenantAdmin,
+    TenantAdmin(scope, _, _): TenantAdmin,
     base: BaseUrl,
     params: QueryParams,
 ) -> Result<Response, ApiError> {
@@ -177,7 +281,7 @@ pub async fn list(
 /// `POST /Users/.search` (RFC 7644 §3.4.3).
 pub async fn search(
     State(state): State<AppState>,
-    TenantAdmin(scope, _): TenantAdmin,
+    TenantAdmin(scope, _, _): TenantAdmin,
     base: BaseUrl,
     ScimJson(body): ScimJson,
 ) -> Result<Response, ApiError> {
@@ -186,7 +290,7 @@ pub async fn search(
 
 pub async fn replace(
     State(state): State<AppState>,
-    TenantAdmin(scope, actor): TenantAdmin,
+    TenantAdmin(scope, actor, policy): TenantAdmin,
     base: BaseUrl,
     Path(id): Path<String>,
     params: QueryParams,
@@ -199,12 +303,19 @@ pub async fn replace(
     let doc = resource::normalize_with(&USER_RESOURCE, body, &mut quirks);
     super::record_quirks(&quirks);
     let doc = doc?;
+    if policy::guards_deletions(&policy) && events::inactive(&doc) {
+        // A deactivation (the user is active now) counts against the breaker.
+        let current = state.store().get_user(scope, uuid).await?;
+        if current.is_some_and(|u| !events::inactive(&u.doc)) {
+            policy::allow_deletion(&state, &policy, scope, actor.as_ref()).await?;
+        }
+    }
     let user = state
         .store()
         .replace_user(
             scope,
             uuid,
-            &UserWrite::from_doc(doc),
+            UserWrite::from_doc(doc),
             if_match.required_version(),
             actor.as_ref(),
         )
@@ -221,12 +332,19 @@ pub async fn replace(
 
 pub async fn delete(
     State(state): State<AppState>,
-    TenantAdmin(scope, actor): TenantAdmin,
+    TenantAdmin(scope, actor, policy): TenantAdmin,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let uuid = parse_id(&id)?;
     let if_match = IfMatch::from_headers(&headers)?;
+    if policy::guards_deletions(&policy) {
+        // Only a delete that can happen counts against the breaker.
+        if state.store().get_user(scope, uuid).await?.is_none() {
+            return Err(not_found(&id));
+        }
+        policy::allow_deletion(&state, &policy, scope, actor.as_ref()).await?;
+    }
     state
         .store()
         .delete_user(scope, uuid, if_match.required_version(), actor.as_ref())
@@ -238,7 +356,7 @@ pub async fn delete(
 /// `PATCH /Users/{id}` (RFC 7644 §3.5.2): all operations or none.
 pub async fn patch(
     State(state): State<AppState>,
-    TenantAdmin(scope, actor): TenantAdmin,
+    TenantAdmin(scope, actor, policy): TenantAdmin,
     base: BaseUrl,
     Path(id): Path<String>,
     params: QueryParams,
@@ -251,32 +369,53 @@ pub async fn patch(
     let ops = patch::parse_request(body, &mut quirks)?;
     let canonical_id = uuid.to_string();
     let heavy = patch::weight(&ops) > super::HEAVY_PATCH;
-    let result = state
-        .store()
-        .modify_user(
-            scope,
-            uuid,
-            if_match.required_version(),
-            actor.as_ref(),
-            |current| {
-                super::cpu_bound(heavy, || {
-                    patch::apply(
-                        &USER_RESOURCE,
-                        &canonical_id,
-                        &current.doc,
-                        &ops,
-                        &mut quirks,
-                    )
-                })
-            },
-        )
-        .await;
-    super::record_quirks(&quirks);
-    let user = match result {
-        Ok(user) => user,
-        Err(ModifyError::Store(e)) => return Err(named(&id)(e)),
-        Err(ModifyError::Change(e)) => return Err(e.into()),
+    // A deactivation must pass the tenant's breaker first: the patch says
+    // so when applied, and is applied again once it passed.
+    let mut counted = !policy::guards_deletions(&policy);
+    let user = loop {
+        let result = state
+            .store()
+            .modify_user(
+                scope,
+                uuid,
+                if_match.required_version(),
+                actor.as_ref(),
+                |current| {
+                    let doc = super::cpu_bound(heavy, || {
+                        patch::apply(
+                            &USER_RESOURCE,
+                            &canonical_id,
+                            &current.doc,
+                            &ops,
+                            &mut quirks,
+                        )
+                    })
+                    .map_err(Stop::Invalid)?;
+                    match !counted && events::deactivates(&current.doc, &doc) {
+                        true => Err(Stop::Deactivates),
+                        false => Ok(doc),
+                    }
+                },
+            )
+            .await;
+        match result {
+            Ok(user) => break user,
+            Err(ModifyError::Change(Stop::Deactivates)) => {
+                policy::allow_deletion(&state, &policy, scope, actor.as_ref()).await?;
+                counted = true;
+                quirks = Quirks::default();
+            }
+            Err(ModifyError::Store(e)) => {
+                super::record_quirks(&quirks);
+                return Err(named(&id)(e));
+            }
+            Err(ModifyError::Change(Stop::Invalid(e))) => {
+                super::record_quirks(&quirks);
+                return Err(e.into());
+            }
+        }
     };
+    super::record_quirks(&quirks);
     let version = user.version;
     Ok(resource_response(
         StatusCode::OK,

@@ -10,33 +10,12 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::events::decode_cursor;
-use super::problem::{AdminApi, Problem};
+use super::problem::{AdminApi, Problem, json_response, object};
 use crate::events::EventType;
 use crate::scim::resource::format_datetime;
 use crate::store::webhooks::Webhook;
 use crate::store::{EventQuery, Position, TenantScope};
 use crate::webhooks::{address, sign};
-
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-/// A JSON object body (read strictly, as SCIM bodies are).
-fn object(body: &Bytes) -> Result<Map<String, Value>, Problem> {
-    if body.is_empty() {
-        return Ok(Map::new());
-    }
-    match crate::scim::json::parse(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(Problem::bad_request("the body must be a JSON object")),
-        Err(e) => Err(Problem::bad_request(e.detail)),
-    }
-}
 
 fn not_found(id: &str) -> Problem {
     Problem::new(

@@ -54,6 +54,50 @@ pub const NULL_OR_EMPTY_REMOVES: &str = "null_or_empty_removes";
 /// unknown attributes of a POST or PUT body are.
 pub const UNKNOWN_ATTRIBUTE_IGNORED: &str = "unknown_attribute_ignored";
 
+/// What a `User-Agent` contains (lower-cased) → the client family it names.
+const FAMILIES: &[(&str, &str)] = &[
+    ("microsoft", "entra"),
+    ("azure", "entra"),
+    ("entra", "entra"),
+    ("aad", "entra"),
+    ("okta", "okta"),
+    ("onelogin", "onelogin"),
+    ("jumpcloud", "jumpcloud"),
+    ("google", "google"),
+    ("ping", "ping"),
+    ("scim2-tester", "scim2-tester"),
+    ("scim2_tester", "scim2-tester"),
+    ("postman", "postman"),
+    ("curl", "curl"),
+    ("python", "python"),
+];
+
+/// The family of a client, from its `User-Agent` (case-insensitively, by
+/// the names the identity providers and tools put there), for metrics and
+/// reports: one of a fixed set, never the header itself.
+pub fn client_family(user_agent: Option<&str>) -> &'static str {
+    let Some(ua) = user_agent else {
+        return "none";
+    };
+    let ua = ua.to_ascii_lowercase();
+    FAMILIES
+        .iter()
+        .find(|(needle, _)| ua.contains(needle))
+        .map_or("other", |(_, family)| family)
+}
+
+/// A family name [`client_family`] gives, as itself (a stored name read
+/// back); any other name is `other`.
+pub fn family_named(name: &str) -> &'static str {
+    match name {
+        "none" => "none",
+        _ => FAMILIES
+            .iter()
+            .find(|(_, family)| *family == name)
+            .map_or("other", |(_, family)| family),
+    }
+}
+
 /// Every rule, for the table test and for anyone who asks what scimd bends.
 pub const ALL: &[&str] = &[
     CAPITALISED_OP,
@@ -172,6 +216,20 @@ mod tests {
     use crate::scim::resource;
     use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, GROUP_RESOURCE, USER_RESOURCE, USER_SCHEMA};
     use serde_json::json;
+
+    #[test]
+    fn clients_are_told_apart_by_user_agent() {
+        for (ua, family) in [
+            (Some("Microsoft.Identity.Provisioning"), "entra"),
+            (Some("Okta SCIM Client 1.0.0"), "okta"),
+            (Some("curl/8.5.0"), "curl"),
+            (Some("Mozilla/5.0"), "other"),
+            (None, "none"),
+        ] {
+            assert_eq!(client_family(ua), family, "{ua:?}");
+            assert_eq!(family_named(family), family, "read back");
+        }
+    }
 
     /// Each rule, and the request of the client that needs it (a PATCH's
     /// operations, applied to a user or a group).

@@ -1,6 +1,6 @@
 //! List responses (RFC 7644 §3.4.2) and their paging parameters.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::schema::LIST_RESPONSE_URN;
 
@@ -39,34 +39,65 @@ impl Page {
 
 /// A ListResponse message.
 pub fn list_response(total_results: u64, page: Page, resources: Vec<Value>) -> Value {
-    serde_json::json!({
-        "schemas": [LIST_RESPONSE_URN],
-        "totalResults": total_results,
-        "itemsPerPage": resources.len(),
-        "startIndex": page.start_index,
-        "Resources": resources,
-    })
+    with_resources(
+        index_envelope(total_results, page, resources.len()),
+        resources,
+    )
 }
 
-/// A ListResponse page of cursor pagination (RFC 9865): no `startIndex`;
-/// `nextCursor` unless it is the last page, `previousCursor` unless the first.
-pub fn cursor_list_response(
-    resources: Vec<Value>,
+/// A ListResponse's members but `Resources`, for `items` resources.
+pub fn index_envelope(total_results: u64, page: Page, items: usize) -> Map<String, Value> {
+    let mut v = Map::new();
+    v.insert("schemas".into(), serde_json::json!([LIST_RESPONSE_URN]));
+    v.insert("totalResults".into(), Value::from(total_results));
+    v.insert("itemsPerPage".into(), Value::from(items));
+    v.insert("startIndex".into(), Value::from(page.start_index));
+    v
+}
+
+/// A ListResponse page of cursor pagination (RFC 9865), but `Resources`:
+/// no `startIndex`; `nextCursor` unless it is the last page,
+/// `previousCursor` unless the first.
+pub fn cursor_envelope(
+    items: usize,
     next: Option<String>,
     previous: Option<String>,
-) -> Value {
-    let mut v = serde_json::json!({
-        "schemas": [LIST_RESPONSE_URN],
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
-    });
+) -> Map<String, Value> {
+    let mut v = Map::new();
+    v.insert("schemas".into(), serde_json::json!([LIST_RESPONSE_URN]));
+    v.insert("itemsPerPage".into(), Value::from(items));
     if let Some(n) = next {
-        v["nextCursor"] = Value::from(n);
+        v.insert("nextCursor".into(), Value::from(n));
     }
     if let Some(p) = previous {
-        v["previousCursor"] = Value::from(p);
+        v.insert("previousCursor".into(), Value::from(p));
     }
     v
+}
+
+/// A ListResponse: the envelope with its resources.
+pub fn with_resources(mut envelope: Map<String, Value>, resources: Vec<Value>) -> Value {
+    envelope.insert("Resources".into(), Value::Array(resources));
+    Value::Object(envelope)
+}
+
+/// A ListResponse as JSON text, its resources already rendered as text
+/// (see [`super::resource::render_text`]).
+pub fn with_rendered_resources(envelope: Map<String, Value>, resources: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(resources.iter().map(|r| r.len() + 1).sum::<usize>() + 256);
+    // Serialising a map of JSON values into a `Vec` cannot fail; it ends
+    // in the `}` that the resources go before.
+    let _ = serde_json::to_writer(&mut out, &envelope);
+    out.pop();
+    out.extend_from_slice(b",\"Resources\":[");
+    for (i, r) in resources.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(r);
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 #[cfg(test)]

@@ -339,6 +339,57 @@ pub fn render(rt: &ResourceType, mut out: Map<String, Value>, id: &str, meta: &M
     Value::Object(out)
 }
 
+/// The response form of a stored document held as JSON text, written
+/// without parsing it: the document's members, then `id`, `meta` and the
+/// `extra` members (a user's derived `groups`). What [`render`] and the
+/// default projection make of the same document, for a document scimd
+/// stored: `normalize` keeps no `id`, `meta`, read-only or never-returned
+/// attribute, and no schema here has one returned only on request. `None`
+/// when the text is not a JSON object.
+pub fn render_text(
+    stored: &str,
+    id: &str,
+    meta: &Meta<'_>,
+    extra: &[(&str, Value)],
+) -> Option<Vec<u8>> {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct MetaOut<'a> {
+        resource_type: &'a str,
+        created: String,
+        last_modified: String,
+        location: &'a str,
+        version: String,
+    }
+    let members = stored.trim().strip_prefix('{')?.strip_suffix('}')?.trim();
+    let mut out = Vec::with_capacity(stored.len() + 256);
+    out.push(b'{');
+    out.extend_from_slice(members.as_bytes());
+    if !members.is_empty() {
+        out.push(b',');
+    }
+    // Serialising strings and a plain struct into a `Vec` cannot fail.
+    out.extend_from_slice(b"\"id\":");
+    serde_json::to_writer(&mut out, id).ok()?;
+    out.extend_from_slice(b",\"meta\":");
+    let meta = MetaOut {
+        resource_type: meta.resource_type,
+        created: format_datetime(meta.created),
+        last_modified: format_datetime(meta.last_modified),
+        location: &meta.location,
+        version: etag(meta.version),
+    };
+    serde_json::to_writer(&mut out, &meta).ok()?;
+    for (name, value) in extra {
+        out.push(b',');
+        serde_json::to_writer(&mut out, name).ok()?;
+        out.push(b':');
+        serde_json::to_writer(&mut out, value).ok()?;
+    }
+    out.push(b'}');
+    Some(out)
+}
+
 #[cfg(test)]
 mod caseless_tests {
     use super::caseless;
@@ -435,22 +486,52 @@ mod tests {
         assert!(norm(json!({"userName": "a", "password": 1})).is_err());
     }
 
-    #[test]
-    fn render_adds_id_and_meta() {
-        let doc = normalize(&USER_RESOURCE, json!({"userName": "a"})).unwrap();
+    fn meta_at_version_3() -> Meta<'static> {
         let t = DateTime::parse_from_rfc3339("2026-01-02T03:04:05.678Z")
             .unwrap()
             .with_timezone(&Utc);
-        let meta = Meta {
+        Meta {
             resource_type: "User",
             created: t,
             last_modified: t,
             location: "http://h/scim/v2/Users/1".into(),
             version: 3,
-        };
+        }
+    }
+
+    #[test]
+    fn render_adds_id_and_meta() {
+        let doc = normalize(&USER_RESOURCE, json!({"userName": "a"})).unwrap();
+        let meta = meta_at_version_3();
         let v = render(&USER_RESOURCE, doc, "1", &meta);
         assert_eq!(v["id"], "1");
         assert_eq!(v["meta"]["version"], "W/\"3\"");
         assert_eq!(v["meta"]["created"], "2026-01-02T03:04:05.678Z");
+    }
+
+    #[test]
+    fn render_text_equals_render_of_the_same_document() {
+        let meta = meta_at_version_3();
+        let groups = json!([{"value": "g", "display": "G \"q\""}]);
+        for input in [
+            json!({"userName": "a"}),
+            json!({"userName": "q\"u\\o\u{1}te", "name": {"givenName": "\u{e9}"}, "emails": [{"value": "x@y"}]}),
+        ] {
+            let doc = normalize(&USER_RESOURCE, input).unwrap();
+            // PostgreSQL's JSONB text has spaces after separators; SQLite's none.
+            let spaced = serde_json::to_string_pretty(&doc).unwrap();
+            for stored in [serde_json::to_string(&doc).unwrap(), spaced] {
+                let text = render_text(&stored, "1", &meta, &[("groups", groups.clone())]).unwrap();
+                let mut parsed = render(&USER_RESOURCE, doc.clone(), "1", &meta);
+                parsed["groups"] = groups.clone();
+                assert_eq!(serde_json::from_slice::<Value>(&text).unwrap(), parsed);
+            }
+        }
+        let empty = render_text(" { } ", "1", &meta, &[]).unwrap();
+        let empty: Value = serde_json::from_slice(&empty).unwrap();
+        assert_eq!(empty["id"], "1");
+        assert_eq!(empty.as_object().unwrap().len(), 2);
+        assert!(render_text("[1]", "1", &meta, &[]).is_none());
+        assert!(render_text("\"{}\"", "1", &meta, &[]).is_none());
     }
 }

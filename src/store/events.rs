@@ -50,6 +50,32 @@ pub struct Snapshot {
     pub groups: Vec<GroupRef>,
 }
 
+/// What an event is about: a User, a Group, or (for its policy) the tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventResource {
+    User,
+    Group,
+    Tenant,
+}
+
+impl EventResource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventResource::User => "User",
+            EventResource::Group => "Group",
+            EventResource::Tenant => "Tenant",
+        }
+    }
+
+    pub(super) fn parse(s: &str) -> EventResource {
+        match s {
+            "Group" => EventResource::Group,
+            "Tenant" => EventResource::Tenant,
+            _ => EventResource::User,
+        }
+    }
+}
+
 /// An event as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
@@ -57,7 +83,7 @@ pub struct StoredEvent {
     pub id: Uuid,
     pub kind: EventType,
     pub occurred_at: DateTime<Utc>,
-    pub resource: MemberKind,
+    pub resource: EventResource,
     pub resource_id: Uuid,
     pub version: i64,
     pub actor: Value,
@@ -146,7 +172,11 @@ impl NewEvent {
     }
 
     /// A user's event with the user as it now is (as it was, for a delete).
-    pub fn user(kind: EventType, user: &super::StoredUser, changed: Vec<String>) -> NewEvent {
+    pub fn user<D: std::borrow::Borrow<Map<String, Value>>>(
+        kind: EventType,
+        user: &super::StoredUser<D>,
+        changed: Vec<String>,
+    ) -> NewEvent {
         NewEvent {
             kind,
             resource: MemberKind::User,
@@ -156,7 +186,7 @@ impl NewEvent {
             snapshot: Some(Snapshot {
                 created: user.created,
                 modified: user.modified,
-                doc: user.doc.clone(),
+                doc: user.doc.borrow().clone(),
                 groups: user.groups.clone(),
             }),
             member: None,
@@ -247,7 +277,7 @@ mod tests {
             id: Uuid::nil(),
             kind: EventType::UserCreated,
             occurred_at: DateTime::UNIX_EPOCH,
-            resource: MemberKind::User,
+            resource: EventResource::User,
             resource_id: Uuid::nil(),
             version: 1,
             actor: Value::Null,

@@ -129,10 +129,17 @@ pub(super) trait GroupTx: Send {
         &mut self,
         ids: &[Uuid],
     ) -> impl Future<Output = Result<HashMap<Uuid, MemberKind>>> + Send;
-    /// The group, locked against other writers until the transaction ends;
-    /// `StoreError::Contention` if its last writer's events would read after
-    /// this transaction's (see `events.rs`).
-    fn lock_group(&mut self, id: Uuid) -> impl Future<Output = Result<Option<StoredGroup>>> + Send;
+    /// What a change of group `id` locks, in one round trip where the
+    /// backend can: the users and groups among `members` as
+    /// [`GroupTx::lock_members`] does, then the group against other writers
+    /// until the transaction ends. `StoreError::Contention` if the group's
+    /// last writer's events would read after this transaction's (see
+    /// `events.rs`).
+    fn lock_change(
+        &mut self,
+        members: &[Uuid],
+        id: Uuid,
+    ) -> impl Future<Output = Result<(HashMap<Uuid, MemberKind>, Option<StoredGroup>)>> + Send;
     /// Inserts a group at version 1.
     fn insert_group(
         &mut self,
@@ -178,23 +185,21 @@ pub(super) trait GroupTx: Send {
     fn insert_events(&mut self, events: &[NewEvent]) -> impl Future<Output = Result<()>> + Send;
 }
 
-/// The members that `changes` add or keep, checked to be users or groups of
-/// the tenant and locked against deletion: by id.
-async fn lock_joining(
-    tx: &mut impl GroupTx,
-    changes: &[MemberChange],
-) -> Result<HashMap<Uuid, MemberKind>> {
+/// The members that `changes` add or keep, by id, sorted.
+fn joining(changes: &[MemberChange]) -> Vec<Uuid> {
     let mut ids: Vec<Uuid> = changes
         .iter()
         .flat_map(MemberChange::joining)
         .map(|m| m.id)
         .collect();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
     ids.sort_unstable();
     ids.dedup();
-    let kinds = tx.lock_members(&ids).await?;
+    ids
+}
+
+/// `kinds`, once every one of `ids` is among them: each a user or group of
+/// the tenant.
+fn all_found(ids: &[Uuid], kinds: HashMap<Uuid, MemberKind>) -> Result<HashMap<Uuid, MemberKind>> {
     match ids.iter().find(|id| !kinds.contains_key(id)) {
         Some(missing) => Err(StoreError::UnknownMember(missing.to_string())),
         None => Ok(kinds),
@@ -222,7 +227,11 @@ pub(super) async fn create(
     members: Vec<NewMember>,
 ) -> Result<GroupWritten> {
     let add = [MemberChange::Add(members)];
-    let kinds = lock_joining(tx, &add).await?;
+    let ids = joining(&add);
+    let kinds = match ids.is_empty() {
+        true => HashMap::new(),
+        false => all_found(&ids, tx.lock_members(&ids).await?)?,
+    };
     let members = resolved(add[0].joining(), &kinds);
     let (id, at) = (Uuid::now_v7(), now());
     tx.insert_group(id, at, &w).await?;
@@ -340,8 +349,10 @@ pub(super) async fn modify<T, E>(
     change: impl FnOnce(&Map<String, Value>) -> std::result::Result<(Map<String, Value>, T), E>,
     changes: &[MemberChange],
 ) -> std::result::Result<(GroupWritten, T, bool), ModifyError<E>> {
-    let kinds = lock_joining(tx, changes).await?;
-    let current = tx.lock_group(id).await?.ok_or(StoreError::NotFound)?;
+    let ids = joining(changes);
+    let (kinds, current) = tx.lock_change(&ids, id).await?;
+    let current = current.ok_or(StoreError::NotFound)?;
+    let kinds = all_found(&ids, kinds)?;
     if if_version.is_some_and(|v| v != current.version) {
         return Err(StoreError::VersionMismatch.into());
     }

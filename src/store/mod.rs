@@ -5,15 +5,23 @@
 pub mod events;
 mod groups;
 mod pg_conns;
+mod pg_url;
+pub mod policy;
 mod postgres;
 mod postgres_events;
 mod postgres_groups;
+mod postgres_policy;
+mod postgres_tombstones;
 mod postgres_webhooks;
 pub mod query;
+pub mod requestlog;
 mod sqlite;
 mod sqlite_events;
 mod sqlite_groups;
+mod sqlite_policy;
+mod sqlite_tombstones;
 mod sqlite_webhooks;
+pub mod tombstones;
 pub mod webhooks;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -22,9 +30,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
 
-pub use events::{EventPage, EventQuery, Position, Snapshot, StoredEvent};
+pub use events::{EventPage, EventQuery, EventResource, Position, Snapshot, StoredEvent};
 pub use groups::{GroupWrite, GroupWritten, Member, MemberKind, MemberPage, StoredGroup};
 pub use pg_conns::Lease;
+pub use policy::{
+    DeleteMode, Deletion, DeletionThreshold, PolicyChange, TenantPolicy, TenantState,
+};
 
 use crate::events::Actor;
 use crate::scim::membership::{MemberChange, NewMember};
@@ -152,14 +163,37 @@ pub fn now() -> DateTime<Utc> {
 
 /// A user as stored: identity, version, timestamps and the document.
 #[derive(Debug, Clone)]
-pub struct StoredUser {
+pub struct StoredUser<D = Map<String, Value>> {
     pub id: Uuid,
     pub version: i64,
     pub created: DateTime<Utc>,
     pub modified: DateTime<Utc>,
-    pub doc: Map<String, Value>,
+    /// The document: parsed, or (`StoredUserText`) as the JSON text the
+    /// database holds, for a read that renders it unchanged.
+    pub doc: D,
     /// The groups the user belongs to directly (read in the same query).
     pub groups: Vec<GroupRef>,
+}
+
+/// A stored user whose document stays the JSON text the database returned.
+pub type StoredUserText = StoredUser<String>;
+
+/// A user row as a write returns it: everything but the document, which
+/// the writer has (the database need not send it back).
+pub type WrittenUser = StoredUser<()>;
+
+impl WrittenUser {
+    /// The stored user, with the document that was written.
+    pub fn with_doc<D>(self, doc: D) -> StoredUser<D> {
+        StoredUser {
+            id: self.id,
+            version: self.version,
+            created: self.created,
+            modified: self.modified,
+            doc,
+            groups: self.groups,
+        }
+    }
 }
 
 /// A group a user belongs to: the user's derived `groups` attribute.
@@ -256,6 +290,8 @@ pub struct KeyRecord {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
+    /// The policy of the key's tenant, read with it.
+    pub policy: TenantPolicy,
 }
 
 /// A new access key; the secret itself is never stored.
@@ -282,6 +318,14 @@ pub struct KeyInfo {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// How a store's connection pool is doing now (for metrics).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolStats {
+    pub in_use: u32,
+    pub idle: u32,
+    pub max: u32,
 }
 
 /// Pool settings shared by both backends.
@@ -340,6 +384,54 @@ impl Store {
     /// One round trip to the database, for `/readyz`.
     pub async fn ping(&self) -> Result<()> {
         dispatch!(self, s => s.ping().await)
+    }
+
+    /// The connection pool now.
+    pub fn pool_stats(&self) -> PoolStats {
+        dispatch!(self, s => s.pool_stats())
+    }
+
+    /// Per enabled webhook subscription, how many events of its tenant lie
+    /// past what it delivered (counted up to 100,000 each).
+    pub async fn webhook_backlog(&self) -> Result<Vec<u64>> {
+        dispatch!(self, s => s.webhook_backlog().await)
+    }
+
+    /// Writes a batch of provisioning log records.
+    pub async fn insert_requests(&self, records: &[crate::requestlog::Record]) -> Result<()> {
+        dispatch!(self, s => s.insert_requests(records).await)
+    }
+
+    /// The tenant's provisioning log records that `q` asks for, newest first.
+    pub async fn read_requests(
+        &self,
+        scope: TenantScope,
+        q: &crate::requestlog::Query,
+    ) -> Result<Vec<crate::requestlog::Stored>> {
+        dispatch!(self, s => s.read_requests(scope, q).await)
+    }
+
+    /// Adds request counts to the client report's per-day sums.
+    pub async fn add_client_counts(&self, counts: &[crate::requestlog::ClientCount]) -> Result<()> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, s => s.add_client_counts(counts).await)
+    }
+
+    /// The tenant's request counts per client family and rule (`""`: all
+    /// requests) since `since`: (client, rule, requests, errors).
+    pub async fn client_report(
+        &self,
+        scope: TenantScope,
+        since: chrono::NaiveDate,
+    ) -> Result<Vec<(String, String, i64, i64)>> {
+        dispatch!(self, s => s.client_report(scope, since).await)
+    }
+
+    /// Removes provisioning log records made before `cutoff`.
+    pub async fn purge_requests(&self, cutoff: DateTime<Utc>) -> Result<u64> {
+        dispatch!(self, s => s.purge_requests(cutoff).await)
     }
 
     pub async fn close(&self) {
@@ -413,11 +505,21 @@ impl Store {
         write: &UserWrite,
         actor: Option<&Actor>,
     ) -> Result<StoredUser> {
-        dispatch!(self, s => s.create_user(scope, write, actor).await)
+        retrying(|| async move { dispatch!(self, s => s.create_user(scope, write, actor).await) })
+            .await
     }
 
     pub async fn get_user(&self, scope: TenantScope, id: Uuid) -> Result<Option<StoredUser>> {
         dispatch!(self, s => s.get_user(scope, id).await)
+    }
+
+    /// [`Store::get_user`] with the document as the database's JSON text.
+    pub async fn get_user_text(
+        &self,
+        scope: TenantScope,
+        id: Uuid,
+    ) -> Result<Option<StoredUserText>> {
+        dispatch!(self, s => s.get_user_text(scope, id).await)
     }
 
     /// The users matching `q.filter`, sorted by `q.sort` and then by id (a
@@ -431,6 +533,15 @@ impl Store {
         dispatch!(self, s => s.query_users(scope, q).await)
     }
 
+    /// [`Store::query_users`] with the documents as the database's JSON text.
+    pub async fn query_users_text(
+        &self,
+        scope: TenantScope,
+        q: &query::ListQuery,
+    ) -> Result<(Option<u64>, Vec<StoredUserText>)> {
+        dispatch!(self, s => s.query_users_text(scope, q).await)
+    }
+
     /// Replaces a user's document. Without events, one conditional
     /// statement: the version bumps only if the document changed;
     /// `if_version` makes it conditional (`If-Match`). When the statement
@@ -442,7 +553,7 @@ impl Store {
         &self,
         scope: TenantScope,
         id: Uuid,
-        write: &UserWrite,
+        write: UserWrite,
         if_version: Option<i64>,
         actor: Option<&Actor>,
     ) -> Result<StoredUser> {
@@ -458,9 +569,12 @@ impl Store {
                 });
         }
         for _ in 0..REPLACE_ATTEMPTS {
-            let updated = dispatch!(self, s => s.update_user_if_changed(scope, id, write, if_version, None).await)?;
+            let updated = retrying(|| async {
+                dispatch!(self, s => s.update_user_if_changed(scope, id, &write, if_version, None).await)
+            })
+            .await?;
             if let Some(user) = updated {
-                return Ok(user);
+                return Ok(user.with_doc(write.doc));
             }
             let Some(current) = self.get_user(scope, id).await? else {
                 return Err(StoreError::NotFound);
@@ -510,10 +624,13 @@ impl Store {
                 .as_ref()
                 .map(|(actor, change)| events::UserEvent { actor, change });
             let write = UserWrite::from_doc(doc);
-            let updated = dispatch!(self, s => s.update_user_if_changed(scope, id, &write, Some(current.version), event).await)?;
+            let updated = retrying(|| async {
+                dispatch!(self, s => s.update_user_if_changed(scope, id, &write, Some(current.version), event).await)
+            })
+            .await?;
             match updated {
                 Some(user) => {
-                    return Ok(user);
+                    return Ok(user.with_doc(write.doc));
                 }
                 None if if_version.is_some() => return Err(StoreError::VersionMismatch.into()),
                 // Lost the race: back off a little (growing) and re-apply.
@@ -545,7 +662,11 @@ impl Store {
         let store = self.clone();
         tokio::spawn(async move {
             let (store, actor) = (&store, actor.as_ref());
-            dispatch!(store, s => s.create_group(scope, write, members, actor).await)
+            retrying(|| {
+                let (write, members) = (write.clone(), members.clone());
+                async move { dispatch!(store, s => s.create_group(scope, write, members, actor).await) }
+            })
+            .await
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("group write task failed: {e}")))?
@@ -717,7 +838,10 @@ impl Store {
     }
 
     /// Leases up to `limit` due subscriptions of any tenant to `owner`
-    /// until `until`.
+    /// until `until`: those nobody leases, whose lease ran out, or that
+    /// `owner` leases already (its run ended without giving the lease
+    /// back, after a store error; an owner runs a subscription once at a
+    /// time, so taking its own lease again is safe).
     pub async fn claim_webhooks(
         &self,
         owner: Uuid,
@@ -762,6 +886,25 @@ pub(super) async fn back_off(n: u32) {
     tokio::time::sleep(Duration::from_micros(base + jitter)).await;
 }
 
+/// Runs a write, starting it over (bounded, with jitter) when it reports
+/// `Contention`: a serialization failure or deadlock (SQLSTATE 40001,
+/// 40P01, which a database whose default isolation is serializable answers
+/// to writers of one row), or a write whose events would read out of order.
+/// For writes that are one statement, or a transaction that rolled back.
+pub(super) async fn retrying<T, F>(mut write: impl FnMut() -> F) -> Result<T>
+where
+    F: Future<Output = Result<T>>,
+{
+    let mut n = 0;
+    loop {
+        n += 1;
+        match write().await {
+            Err(StoreError::Contention) if n < WRITE_ATTEMPTS => back_off(n).await,
+            done => return done,
+        }
+    }
+}
+
 /// How often a read-modify-write re-applies its change after losing a race.
 const MODIFY_ATTEMPTS: usize = 100;
 
@@ -783,23 +926,19 @@ impl<E> From<StoreError> for ModifyError<E> {
 const REPLACE_ATTEMPTS: usize = 8;
 
 /// A listing's page and total, whatever the backend: `count` runs the
-/// count statement, `page` the page statement, whose rows carry the total
-/// as `total_count` (index pages only); each future runs only if needed.
-/// Cursor pages have no total, whose cost would grow with the tenant; an
-/// index page's total comes with its rows, and only an empty page past the
-/// start counts on its own. Rows of a backward cursor page come newest
-/// first and are put back in order.
+/// count statement, `page` the page statement; each future runs only if
+/// needed. Cursor pages have no total, whose cost would grow with the
+/// tenant. An index page that is not full is the last one, so its total is
+/// its offset and its rows (what an IdP's `filter=userName eq …` always
+/// gets: one statement); a full page, or an empty one past the start,
+/// counts on its own. Rows of a backward cursor page come newest first and
+/// are put back in order.
 pub(super) async fn list_page<R, T>(
     q: &query::ListQuery,
     count: impl Future<Output = Result<u64>>,
     page: impl Future<Output = Result<Vec<R>>>,
     from_row: fn(&R) -> Result<T>,
-) -> Result<(Option<u64>, Vec<T>)>
-where
-    R: sqlx::Row,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-{
+) -> Result<(Option<u64>, Vec<T>)> {
     if q.limit == 0 {
         let total = match q.keyset {
             Some(_) => None,
@@ -808,19 +947,54 @@ where
         return Ok((total, Vec::new()));
     }
     let rows = page.await?;
-    let total = match (q.keyset, rows.first()) {
+    let total = match (q.keyset, rows.len() as u64) {
         (Some(_), _) => None,
-        (None, Some(first)) => Some(
-            first
-                .try_get::<i64, _>("total_count")
-                .map_err(StoreError::from_sqlx)? as u64,
-        ),
-        (None, None) if q.offset == 0 => Some(0),
-        (None, None) => Some(count.await?),
+        (None, n) if n < q.limit && (n > 0 || q.offset == 0) => Some(q.offset + n),
+        (None, _) => Some(count.await?),
     };
     let mut items: Vec<T> = rows.iter().map(from_row).collect::<Result<_>>()?;
     if matches!(q.keyset, Some(query::Keyset::Before(_))) {
         items.reverse();
     }
     Ok((total, items))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_write_that_conflicts_starts_over_a_bounded_number_of_times() {
+        let calls = std::cell::Cell::new(0);
+        let out = retrying(|| {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                match n {
+                    1..=2 => Err(StoreError::Contention),
+                    _ => Ok(n),
+                }
+            }
+        })
+        .await;
+        assert_eq!(out.ok(), Some(3), "two conflicts, then done");
+
+        calls.set(0);
+        let out: Result<()> = retrying(|| {
+            calls.set(calls.get() + 1);
+            async { Err(StoreError::Contention) }
+        })
+        .await;
+        assert!(matches!(out, Err(StoreError::Contention)));
+        assert_eq!(calls.get(), WRITE_ATTEMPTS, "gives up after WRITE_ATTEMPTS");
+
+        calls.set(0);
+        let out: Result<()> = retrying(|| {
+            calls.set(calls.get() + 1);
+            async { Err(StoreError::NotFound) }
+        })
+        .await;
+        assert!(matches!(out, Err(StoreError::NotFound)));
+        assert_eq!(calls.get(), 1, "other errors are not retried");
+    }
 }

@@ -46,6 +46,8 @@ pub(super) struct Conns {
     /// `None` once closing: releases then go straight back to the pool.
     ready: Mutex<Option<Vec<Ready>>>,
     acquire_timeout: Duration,
+    /// How many leases there may be at once (the pool's size).
+    size: u32,
 }
 
 #[derive(Debug)]
@@ -76,6 +78,7 @@ impl Conns {
             permits: Arc::new(Semaphore::new(size as usize)),
             ready: Mutex::new(Some(Vec::new())),
             acquire_timeout,
+            size,
         });
         let weak = Arc::downgrade(&conns);
         tokio::spawn(async move {
@@ -87,6 +90,17 @@ impl Conns {
             }
         });
         conns
+    }
+
+    /// Connections leased, open but not leased, and the most there may be.
+    pub(super) fn stats(&self) -> super::PoolStats {
+        let ready = self.ready().as_ref().map_or(0, Vec::len);
+        let leased = (self.size as usize).saturating_sub(self.permits.available_permits());
+        super::PoolStats {
+            in_use: u32::try_from(leased).unwrap_or(u32::MAX),
+            idle: self.pool.num_idle() as u32 + u32::try_from(ready).unwrap_or(u32::MAX),
+            max: self.size,
+        }
     }
 
     /// Hands connections that sat ready too long back to the sqlx pool.
@@ -114,7 +128,8 @@ impl Conns {
 
     /// A connection for the caller, waiting at most the acquire timeout.
     pub(super) async fn lease(self: &Arc<Self>) -> Result<Lease, sqlx::Error> {
-        let deadline = Instant::now() + self.acquire_timeout;
+        let start = Instant::now();
+        let deadline = start + self.acquire_timeout;
         let permit = tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
@@ -122,6 +137,9 @@ impl Conns {
         let (conn, taken) = tokio::time::timeout_at(deadline, self.connection())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        if let Some(m) = crate::metrics::get() {
+            m.db_acquired(start.elapsed());
+        }
         Ok(Lease {
             conn: Some(conn),
             taken,

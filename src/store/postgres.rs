@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
-use std::str::FromStr;
 use uuid::Uuid;
 
 use super::pg_conns::{Conns, IDLE_CHECK_AFTER, Lease};
@@ -20,7 +19,8 @@ use crate::events::Actor;
 
 use super::{
     GroupRef, KeyInfo, KeyRecord, NewKey, PROJECT_KEY, PoolConfig, Project, Result, StoreError,
-    StoredUser, TENANT_NAME_KEY, Tenant, TenantScope, USER_NAME_KEY, UserWrite, now,
+    StoredUser, StoredUserText, TENANT_NAME_KEY, Tenant, TenantScope, USER_NAME_KEY, UserWrite,
+    WrittenUser, now,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -78,6 +78,30 @@ pub(super) use groups_of;
 
 fn user_from_row(row: &PgRow) -> Result<StoredUser> {
     let Json(doc): Json<Map<String, Value>> = row.try_get("doc").map_err(StoreError::from_sqlx)?;
+    user_with(row, doc)
+}
+
+/// A user row with its document as text: JSONB comes in binary format as a
+/// version byte (1) and the document's text, which is taken as it is.
+fn user_text_from_row(row: &PgRow) -> Result<StoredUserText> {
+    use sqlx::postgres::PgValueFormat;
+    let raw = row.try_get_raw("doc").map_err(StoreError::from_sqlx)?;
+    let binary = raw.format() == PgValueFormat::Binary;
+    let bytes = raw
+        .as_bytes()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let text = match (binary, bytes.split_first()) {
+        (false, _) => bytes,
+        (true, Some((1, text))) => text,
+        (true, _) => return Err(StoreError::Corrupt("unknown JSONB format".into())),
+    };
+    let doc = std::str::from_utf8(text)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?
+        .to_owned();
+    user_with(row, doc)
+}
+
+fn user_with<D>(row: &PgRow, doc: D) -> Result<StoredUser<D>> {
     Ok(StoredUser {
         id: row.try_get("id").map_err(StoreError::from_sqlx)?,
         version: row.try_get("version").map_err(StoreError::from_sqlx)?,
@@ -88,11 +112,19 @@ fn user_from_row(row: &PgRow) -> Result<StoredUser> {
     })
 }
 
-/// The URL's options, and a `statement_timeout` on every session: a request
-/// that times out leaves no statement running behind it (sqlx cannot
-/// cancel a statement whose future is dropped).
+/// The URL's options (read as libpq does, see `pg_url`), and on every
+/// session:
+/// - `default_transaction_isolation = 'read committed'`, whatever the
+///   database's default: scimd's writes are built on it (a row lock waits
+///   for a concurrent writer and then sees what it wrote; a version check
+///   decides), where serializable would abort one of two writers of a row,
+///   or a writer beside an events reader, and make it start over;
+/// - a `statement_timeout`: a request that times out leaves no statement
+///   running behind it (sqlx cannot cancel a statement whose future is
+///   dropped).
 fn connect_options(url: &str, cfg: &PoolConfig) -> Result<PgConnectOptions> {
-    let options = PgConnectOptions::from_str(url).map_err(StoreError::from_sqlx)?;
+    let options =
+        super::pg_url::options(url)?.options([("default_transaction_isolation", "read committed")]);
     Ok(match cfg.statement_timeout {
         Some(t) => options.options([("statement_timeout", format!("{}ms", t.as_millis().max(1)))]),
         None => options,
@@ -125,6 +157,10 @@ impl PgStore {
             conns,
             notify: Default::default(),
         })
+    }
+
+    pub fn pool_stats(&self) -> super::PoolStats {
+        self.conns.stats()
     }
 
     /// A connection for a series of statements (see [`Lease`]); also what
@@ -299,8 +335,10 @@ impl PgStore {
     }
 
     pub async fn find_keys(&self, project_id: &str, hash_prefix: &[u8]) -> Result<Vec<KeyRecord>> {
-        let sql = "SELECT id, project_id, tenant_id, role, secret_hash, expires_at, revoked_at, last_used_at \
-             FROM access_keys WHERE project_id = $1 AND hash_prefix = $2";
+        let sql = "SELECT k.id, k.project_id, k.tenant_id, k.role, k.secret_hash, k.expires_at, k.revoked_at, \
+             k.last_used_at, t.delete_mode, t.deletion_limit, t.deletion_window_secs, t.paused, t.held_since \
+             FROM access_keys k JOIN tenants t ON t.id = k.tenant_id \
+             WHERE k.project_id = $1 AND k.hash_prefix = $2";
         let rows = self
             .on(async |c| {
                 sqlx::query(sql)
@@ -312,19 +350,20 @@ impl PgStore {
             .await?;
         rows.iter()
             .map(|r| {
+                let get = |e: sqlx::Error| StoreError::from_sqlx(e);
                 Ok(KeyRecord {
-                    id: r.try_get("id")?,
-                    project_id: r.try_get("project_id")?,
-                    tenant_id: r.try_get("tenant_id")?,
-                    role: r.try_get("role")?,
-                    secret_hash: r.try_get("secret_hash")?,
-                    expires_at: r.try_get("expires_at")?,
-                    revoked_at: r.try_get("revoked_at")?,
-                    last_used_at: r.try_get("last_used_at")?,
+                    id: r.try_get("id").map_err(get)?,
+                    project_id: r.try_get("project_id").map_err(get)?,
+                    tenant_id: r.try_get("tenant_id").map_err(get)?,
+                    role: r.try_get("role").map_err(get)?,
+                    secret_hash: r.try_get("secret_hash").map_err(get)?,
+                    expires_at: r.try_get("expires_at").map_err(get)?,
+                    revoked_at: r.try_get("revoked_at").map_err(get)?,
+                    last_used_at: r.try_get("last_used_at").map_err(get)?,
+                    policy: super::postgres_policy::policy_from_row(r)?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from_sqlx)
+            .collect()
     }
 
     pub async fn key_exists_with_hash(&self, secret_hash: &[u8]) -> Result<bool> {
@@ -452,6 +491,23 @@ impl PgStore {
     }
 
     pub async fn get_user(&self, scope: TenantScope, id: Uuid) -> Result<Option<StoredUser>> {
+        self.user_as(scope, id, user_from_row).await
+    }
+
+    pub async fn get_user_text(
+        &self,
+        scope: TenantScope,
+        id: Uuid,
+    ) -> Result<Option<StoredUserText>> {
+        self.user_as(scope, id, user_text_from_row).await
+    }
+
+    async fn user_as<D>(
+        &self,
+        scope: TenantScope,
+        id: Uuid,
+        from_row: fn(&PgRow) -> Result<StoredUser<D>>,
+    ) -> Result<Option<StoredUser<D>>> {
         let row = self
             .on(async |c| {
                 sqlx::query(concat!(
@@ -465,7 +521,7 @@ impl PgStore {
                 .await
             })
             .await?;
-        row.as_ref().map(user_from_row).transpose()
+        row.as_ref().map(from_row).transpose()
     }
 
     pub async fn query_users(
@@ -474,6 +530,15 @@ impl PgStore {
         q: &ListQuery,
     ) -> Result<(Option<u64>, Vec<StoredUser>)> {
         self.run_list(&USER_RESOURCE, scope, q, user_from_row).await
+    }
+
+    pub async fn query_users_text(
+        &self,
+        scope: TenantScope,
+        q: &ListQuery,
+    ) -> Result<(Option<u64>, Vec<StoredUserText>)> {
+        self.run_list(&USER_RESOURCE, scope, q, user_text_from_row)
+            .await
     }
 
     /// Runs a listing of resource type `rt` (see [`super::list_page`]).
@@ -551,7 +616,7 @@ impl PgStore {
         w: &UserWrite,
         if_version: Option<i64>,
         event: Option<UserEvent<'_>>,
-    ) -> Result<Option<StoredUser>> {
+    ) -> Result<Option<WrittenUser>> {
         macro_rules! update_user {
             () => {
                 concat!(
@@ -560,7 +625,7 @@ impl PgStore {
                      display_name_lower = $11, email_keys = $12 \
                      WHERE tenant_id = $1 AND id = $2 AND ($10::bigint IS NULL OR version = $10) \
                      AND doc IS DISTINCT FROM $8 \
-                     RETURNING id, version, created_at, modified_at, doc, ",
+                     RETURNING id, version, created_at, modified_at, ",
                     groups_of!("users")
                 )
             };
@@ -573,7 +638,7 @@ impl PgStore {
                 "), e AS (INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, \
                  version, actor, changed, created_at, modified_at, data, groups) \
                  SELECT $1, $13, $14, $9, 'User', u.id, u.version, $15, $16, u.created_at, u.modified_at, \
-                 u.doc, u.groups::jsonb FROM u) SELECT * FROM u"
+                 $8, u.groups::jsonb FROM u) SELECT * FROM u"
             ),
         };
         let row = self
@@ -609,7 +674,7 @@ impl PgStore {
         if event.is_some() && row.is_some() {
             self.notify.notify_waiters();
         }
-        row.as_ref().map(user_from_row).transpose()
+        row.as_ref().map(|row| user_with(row, ())).transpose()
     }
 
     /// Deletes the user if it exists and matches `if_version` (when given),

@@ -15,6 +15,11 @@ use super::{GroupRef, MemberKind, Result, StoreError, TenantScope};
 /// Rows removed per retention statement.
 const PURGE_BATCH: i64 = 10_000;
 
+/// How long a reader asking for the head waits for the transactions that
+/// were running when it asked, and how often it looks.
+const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
 fn event_from_row(row: &PgRow) -> Result<StoredEvent> {
     let get = |e: sqlx::Error| StoreError::from_sqlx(e);
     let kind = events::event_type(row.try_get("type").map_err(get)?)?;
@@ -49,7 +54,7 @@ fn event_from_row(row: &PgRow) -> Result<StoredEvent> {
         id: row.try_get("id").map_err(get)?,
         kind,
         occurred_at: row.try_get("occurred_at").map_err(get)?,
-        resource: MemberKind::parse(resource),
+        resource: events::EventResource::parse(resource),
         resource_id: row.try_get("resource_id").map_err(get)?,
         version: row.try_get("version").map_err(get)?,
         actor: row
@@ -67,20 +72,52 @@ fn event_from_row(row: &PgRow) -> Result<StoredEvent> {
 
 impl PgStore {
     /// A page of the tenant's events after `q.after`, in (xid, seq) order,
-    /// only of transactions older than every running one. One statement:
-    /// the head and the events come from the same snapshot. (The order
-    /// names the table's columns: an output alias `xid` would make it sort
-    /// a computed value, and scan the whole feed, instead of reading the
-    /// primary key's range.)
+    /// only of transactions older than every running one.
+    ///
+    /// A reader at the end of the feed also gets what committed before it
+    /// asked: when the page is not full and transactions were running (in
+    /// any database of the cluster, which the snapshot's xmin cannot tell
+    /// apart), it waits for those to end, at most `SETTLE_WAIT`, and reads
+    /// again. Without this a client that reads right after its own write
+    /// may miss it until its next read; with a transaction that runs
+    /// longer, it still does, and loses nothing.
     pub async fn read_events(&self, scope: TenantScope, q: &EventQuery) -> Result<EventPage> {
+        if q.limit == 0 {
+            let head = self.settled_head().await?;
+            return Ok(EventPage::from_rows(Vec::new(), q, head));
+        }
+        let (found, head, next) = self.read_page(scope, q).await?;
+        if found.len() as u64 > q.limit || head.xid + 1 >= next {
+            return Ok(EventPage::from_rows(found, q, head));
+        }
+        if self.settle(next).await? <= head.xid + 1 {
+            return Ok(EventPage::from_rows(found, q, head));
+        }
+        let (found, head, _) = self.read_page(scope, q).await?;
+        Ok(EventPage::from_rows(found, q, head))
+    }
+
+    /// Up to `q.limit + 1` events after `q.after` below the snapshot's
+    /// xmin, the head that bound gives, and the snapshot's xmax (the next
+    /// transaction id). One statement: the bound and the events come from
+    /// the same snapshot. (The order names the table's columns: an output
+    /// alias `xid` would make it sort a computed value, and scan the whole
+    /// feed, instead of reading the primary key's range.)
+    async fn read_page(
+        &self,
+        scope: TenantScope,
+        q: &EventQuery,
+    ) -> Result<(Vec<StoredEvent>, Position, i64)> {
         let types: Option<Vec<&str>> =
             (!q.types.is_empty()).then(|| q.types.iter().map(|t| t.as_str()).collect());
         let limit = i64::try_from(q.limit.saturating_add(1)).unwrap_or(i64::MAX);
         let rows = self
             .on(async |c| {
                 sqlx::query(
-                    "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) \
-                     SELECT h.xmin::text::bigint AS head, e.* FROM h LEFT JOIN LATERAL ( \
+                    "WITH h AS (SELECT pg_snapshot_xmin(s) AS xmin, pg_snapshot_xmax(s) AS xmax \
+                       FROM pg_current_snapshot() s) \
+                     SELECT h.xmin::text::bigint AS head, h.xmax::text::bigint AS next, e.* \
+                     FROM h LEFT JOIN LATERAL ( \
                        SELECT xid::text::bigint AS position_xid, seq, id, type, occurred_at, resource_type, \
                        resource_id, version, actor, changed, created_at, modified_at, data, \
                        groups::text AS groups, member_id, member_type FROM events \
@@ -100,26 +137,79 @@ impl PgStore {
                 .await
             })
             .await?;
-        let head_xmin: i64 = match rows.first() {
-            Some(row) => row.try_get("head").map_err(StoreError::from_sqlx)?,
-            None => 0,
+        let get = |e: sqlx::Error| StoreError::from_sqlx(e);
+        let (head_xmin, next): (i64, i64) = match rows.first() {
+            Some(row) => (
+                row.try_get("head").map_err(get)?,
+                row.try_get("next").map_err(get)?,
+            ),
+            None => (0, 0),
         };
+        let mut found = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.try_get::<Option<i64>, _>("seq").map_err(get)?.is_some() {
+                found.push(event_from_row(row)?);
+            }
+        }
         // Every transaction below the snapshot's xmin has ended.
         let head = Position {
             xid: head_xmin - 1,
             seq: i64::MAX,
         };
-        let mut found = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if row
-                .try_get::<Option<i64>, _>("seq")
-                .map_err(StoreError::from_sqlx)?
-                .is_some()
-            {
-                found.push(event_from_row(row)?);
+        Ok((found, head, next))
+    }
+
+    /// The head for a reader starting now (`limit=0`, a new webhook): the
+    /// position after every transaction that had begun when it asked, so
+    /// that events committed before the request are at or below it and
+    /// none committed after it is. A read's own head (the snapshot's xmin)
+    /// is behind any transaction still running, in any database of the
+    /// cluster, and would hand out events from before the request; so this
+    /// waits until those transactions have ended (a write's few
+    /// milliseconds). If one runs longer than `SETTLE_WAIT` (some other
+    /// client's long transaction), the head stays behind it: events from
+    /// just before may then come again, never be missed.
+    async fn settled_head(&self) -> Result<Position> {
+        let (_, next) = self.snapshot_bounds().await?;
+        let oldest = self.settle(next).await?;
+        // Every transaction below `oldest` has ended.
+        Ok(Position {
+            xid: oldest.min(next) - 1,
+            seq: i64::MAX,
+        })
+    }
+
+    /// Waits, at most `SETTLE_WAIT`, until every transaction below `target`
+    /// has ended; returns the oldest one still running (or the next id).
+    async fn settle(&self, target: i64) -> Result<i64> {
+        let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
+        loop {
+            let (oldest, _) = self.snapshot_bounds().await?;
+            if oldest >= target || tokio::time::Instant::now() >= deadline {
+                return Ok(oldest);
             }
+            tokio::time::sleep(SETTLE_POLL).await;
         }
-        Ok(EventPage::from_rows(found, q, head))
+    }
+
+    /// The current snapshot's xmin (the oldest running transaction, or the
+    /// next id when none runs) and xmax (the next transaction id).
+    async fn snapshot_bounds(&self) -> Result<(i64, i64)> {
+        let row = self
+            .on(async |c| {
+                sqlx::query(
+                    "SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, \
+                     pg_snapshot_xmax(s)::text::bigint AS xmax FROM pg_current_snapshot() s",
+                )
+                .fetch_one(c)
+                .await
+            })
+            .await?;
+        let get = |e: sqlx::Error| StoreError::from_sqlx(e);
+        Ok((
+            row.try_get("xmin").map_err(get)?,
+            row.try_get("xmax").map_err(get)?,
+        ))
     }
 
     /// The last event retention removed from the tenant's feed.

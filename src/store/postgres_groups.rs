@@ -74,26 +74,54 @@ impl GroupTx for PgGroupTx<'_> {
             .map_err(StoreError::from_sqlx)
     }
 
-    async fn lock_group(&mut self, id: Uuid) -> Result<Option<StoredGroup>> {
-        // NO KEY UPDATE: excludes other writers of this group, but not a
-        // write that adds this group to another (which takes KEY SHARE).
+    async fn lock_change(
+        &mut self,
+        members: &[Uuid],
+        id: Uuid,
+    ) -> Result<(HashMap<Uuid, MemberKind>, Option<StoredGroup>)> {
+        // One statement, its parts run in order (an Append): the advisory
+        // lock of the group when this write records events (see
+        // `begin_group_write`), which takes no transaction id; then the
+        // members, KEY SHARE as in `lock_members`; then the group, NO KEY
+        // UPDATE: excludes other writers of this group, but not a write
+        // that adds this group to another (which takes KEY SHARE).
         // `stale`: the row's last writer is younger than this transaction
         // (a delete's trigger, which takes no advisory lock, got in first).
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {GROUP_COLUMNS}, age(xmin) < 0 AS stale FROM groups \
-             WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE"
-        )))
+        let rows = sqlx::query(
+            "WITH u AS (SELECT id FROM users WHERE tenant_id = $1 AND id = ANY($2) FOR KEY SHARE), \
+             m AS (SELECT id FROM groups WHERE tenant_id = $1 AND id = ANY($2) FOR KEY SHARE), \
+             g AS (SELECT id, version, created_at, modified_at, doc, age(xmin) < 0 AS stale \
+             FROM groups WHERE tenant_id = $1 AND id = $3 FOR NO KEY UPDATE) \
+             SELECT NULL::text AS kind, NULL::uuid AS id, NULL::bigint AS version, \
+             NULL::timestamptz AS created_at, NULL::timestamptz AS modified_at, NULL::jsonb AS doc, \
+             NULL::boolean AS stale WHERE $4::bigint IS NOT NULL AND pg_advisory_xact_lock($4) IS NULL \
+             UNION ALL SELECT 'User', id, NULL, NULL, NULL, NULL, NULL FROM u \
+             UNION ALL SELECT 'Group', id, NULL, NULL, NULL, NULL, NULL FROM m \
+             UNION ALL SELECT 'Self', id, version, created_at, modified_at, doc, stale FROM g",
+        )
         .bind(self.tenant)
+        .bind(members)
         .bind(id)
-        .fetch_optional(&mut *self.tx)
+        .bind(self.actor.is_some().then(|| group_lock_key(id)))
+        .fetch_all(&mut *self.tx)
         .await
         .map_err(StoreError::from_sqlx)?;
-        let Some(row) = row else { return Ok(None) };
-        let stale: bool = row.try_get("stale").map_err(StoreError::from_sqlx)?;
-        if stale && self.actor.is_some() {
-            return Err(StoreError::Contention);
+        let mut kinds = HashMap::new();
+        let mut group = None;
+        for row in &rows {
+            let kind: &str = row.try_get("kind").map_err(StoreError::from_sqlx)?;
+            if kind != "Self" {
+                let id = row.try_get("id").map_err(StoreError::from_sqlx)?;
+                kinds.insert(id, MemberKind::parse(kind));
+                continue;
+            }
+            let stale: bool = row.try_get("stale").map_err(StoreError::from_sqlx)?;
+            if stale && self.actor.is_some() {
+                return Err(StoreError::Contention);
+            }
+            group = Some(group_from_row(row)?);
         }
-        group_from_row(&row).map(Some)
+        Ok((kinds, group))
     }
 
     async fn insert_group(&mut self, id: Uuid, at: DateTime<Utc>, w: &GroupWrite) -> Result<()> {
@@ -128,8 +156,9 @@ impl GroupTx for PgGroupTx<'_> {
                  RETURNING id, version, created_at, modified_at, doc"
             };
         }
-        let query = match (&self.actor, events.is_empty()) {
-            (Some(actor), false) => sqlx::query(concat!(
+        let recorded = self.actor.as_ref().filter(|_| !events.is_empty());
+        let sql = match recorded {
+            Some(_) => concat!(
                 "WITH g AS (",
                 update!(),
                 "), e AS (INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, \
@@ -140,24 +169,22 @@ impl GroupTx for PgGroupTx<'_> {
                  FROM g, jsonb_to_recordset($9::jsonb) AS x(id uuid, type text, resource_type text, \
                  resource_id uuid, changed jsonb, created_at timestamptz, modified_at timestamptz, \
                  data jsonb, groups jsonb, member_id uuid, member_type text)) SELECT * FROM g"
-            ))
+            ),
+            None => update!(),
+        };
+        let query = sqlx::query(sql)
             .bind(self.tenant)
             .bind(id)
             .bind(&w.display_name)
             .bind(&w.display_name_lower)
             .bind(&w.external_id)
             .bind(Json(&w.doc))
-            .bind(at)
-            .bind(Json(actor.clone()))
-            .bind(events::rows_json(events, |t| Value::String(t.to_rfc3339()))),
-            _ => sqlx::query(update!())
-                .bind(self.tenant)
-                .bind(id)
-                .bind(&w.display_name)
-                .bind(&w.display_name_lower)
-                .bind(&w.external_id)
-                .bind(Json(&w.doc))
-                .bind(at),
+            .bind(at);
+        let query = match recorded {
+            Some(actor) => query
+                .bind(Json(actor))
+                .bind(events::rows_json(events, |t| Value::String(t.to_rfc3339()))),
+            None => query,
         };
         let row = query
             .fetch_one(&mut *self.tx)
@@ -284,30 +311,18 @@ impl PgGroupTx<'_> {
 }
 
 impl PgStore {
-    /// A group write's transaction. When it records events and changes
-    /// group `exclusive`, it first waits, in the same round trip as its
-    /// BEGIN, for an advisory lock on that group: an advisory lock takes no
-    /// transaction id, so writers of one group get theirs in the order they
-    /// come through (see `events.rs`).
+    /// A group write's transaction. When it records events, a change of a
+    /// group first waits for an advisory lock on that group, in the
+    /// statement that then locks its rows ([`GroupTx::lock_change`]): an
+    /// advisory lock takes no transaction id, so writers of one group get
+    /// theirs in the order they come through (see `events.rs`).
     async fn begin_group_write<'c>(
         conn: &'c mut Lease,
         scope: TenantScope,
         actor: Option<&Actor>,
-        exclusive: Option<Uuid>,
     ) -> Result<PgGroupTx<'c>> {
-        let begin = match (actor, exclusive) {
-            (Some(_), Some(group)) => {
-                // An integer formatted into the text: nothing a client sent.
-                conn.begin_with(sqlx::AssertSqlSafe(format!(
-                    "BEGIN; SELECT pg_advisory_xact_lock({})",
-                    group_lock_key(group)
-                )))
-                .await
-            }
-            _ => conn.begin().await,
-        };
         Ok(PgGroupTx {
-            tx: begin.map_err(StoreError::from_sqlx)?,
+            tx: conn.begin().await.map_err(StoreError::from_sqlx)?,
             tenant: scope.tenant_id(),
             actor: actor.map(Actor::to_json),
         })
@@ -321,7 +336,7 @@ impl PgStore {
         actor: Option<&Actor>,
     ) -> Result<GroupWritten> {
         let mut conn = self.lease().await?;
-        let mut tx = Self::begin_group_write(&mut conn, scope, actor, None).await?;
+        let mut tx = Self::begin_group_write(&mut conn, scope, actor).await?;
         let written = groups::create(&mut tx, w, members).await?;
         tx.finish(true).await?;
         conn.release();
@@ -346,7 +361,7 @@ impl PgStore {
         loop {
             attempt += 1;
             let mut conn = self.lease().await?;
-            let mut tx = Self::begin_group_write(&mut conn, scope, actor, Some(id)).await?;
+            let mut tx = Self::begin_group_write(&mut conn, scope, actor).await?;
             match groups::modify(&mut tx, id, if_version, &change, members).await {
                 Ok((written, out, changed)) => {
                     tx.finish(changed).await?;

@@ -119,6 +119,22 @@ impl PgStore {
 
     /// Leases up to `limit` enabled subscriptions that are due and not
     /// leased by another process, until `until`.
+    /// See [`super::Store::webhook_backlog`].
+    pub async fn webhook_backlog(&self) -> Result<Vec<u64>> {
+        let counts: Vec<i64> = self
+            .on(async |c| {
+                sqlx::query_scalar(
+                    "SELECT (SELECT count(*) FROM (SELECT 1 FROM events e WHERE e.tenant_id = w.tenant_id \
+                     AND (e.xid, e.seq) > (w.xid::text::xid8, w.seq) LIMIT 100000) x) \
+                     FROM webhooks w WHERE w.enabled",
+                )
+                .fetch_all(c)
+                .await
+            })
+            .await?;
+        Ok(counts.into_iter().map(|n| n.max(0) as u64).collect())
+    }
+
     pub async fn claim_webhooks(
         &self,
         owner: Uuid,
@@ -130,7 +146,7 @@ impl PgStore {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "UPDATE webhooks SET lease_owner = $1, lease_until = $2 WHERE (tenant_id, id) IN ( \
                      SELECT tenant_id, id FROM webhooks WHERE enabled AND next_attempt_at <= now() \
-                     AND (lease_until IS NULL OR lease_until < now()) \
+                     AND (lease_until IS NULL OR lease_until < now() OR lease_owner = $1) \
                      ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {COLUMNS}"
                 )))
                 .bind(owner)

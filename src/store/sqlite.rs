@@ -23,7 +23,8 @@ use crate::events::{Actor, EventType};
 
 use super::{
     GroupRef, KeyInfo, KeyRecord, NewKey, PROJECT_KEY, PoolConfig, Project, Result, StoreError,
-    StoredUser, TENANT_NAME_KEY, Tenant, TenantScope, USER_NAME_KEY, UserWrite, now,
+    StoredUser, StoredUserText, TENANT_NAME_KEY, Tenant, TenantScope, USER_NAME_KEY, UserWrite,
+    WrittenUser, now,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -107,6 +108,15 @@ pub(super) use groups_of;
 fn user_from_row(row: &SqliteRow) -> Result<StoredUser> {
     let doc: String = get(row, "doc")?;
     let doc = serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    user_with(row, doc)
+}
+
+fn user_text_from_row(row: &SqliteRow) -> Result<StoredUserText> {
+    user_with(row, get(row, "doc")?)
+}
+
+/// A user row's columns but the document, with `doc`.
+fn user_with<D>(row: &SqliteRow, doc: D) -> Result<StoredUser<D>> {
     Ok(StoredUser {
         id: parse_uuid(&get::<String>(row, "id")?)?,
         version: get(row, "version")?,
@@ -166,14 +176,48 @@ impl StatementWatch {
     }
 }
 
+/// Takes scimd's own `synchronous=full|normal` out of a SQLite URL (sqlx
+/// knows no such parameter). `full`, the default, makes an acknowledged
+/// write survive a power loss: every commit waits for an fsync. `normal`
+/// (in WAL mode) survives a crash of scimd or of the machine's software,
+/// but a power loss may take the last commits with it; commits then wait
+/// for no fsync.
+fn take_synchronous(url: &str) -> Result<(String, SqliteSynchronous)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), SqliteSynchronous::Full));
+    };
+    let mut mode = SqliteSynchronous::Full;
+    let mut rest = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("synchronous", value)) => {
+                mode = match value.to_ascii_lowercase().as_str() {
+                    "full" => SqliteSynchronous::Full,
+                    "normal" => SqliteSynchronous::Normal,
+                    _ => {
+                        return Err(StoreError::Unavailable(format!(
+                            "DATABASE_URL: synchronous must be full or normal, not '{value}'"
+                        )));
+                    }
+                }
+            }
+            _ => rest.push(pair),
+        }
+    }
+    Ok(match rest.is_empty() {
+        true => (base.to_owned(), mode),
+        false => (format!("{base}?{}", rest.join("&")), mode),
+    })
+}
+
 impl SqliteStore {
     pub async fn connect(url: &str, cfg: &PoolConfig) -> Result<SqliteStore> {
-        let options = SqliteConnectOptions::from_str(url)
+        let (url, synchronous) = take_synchronous(url)?;
+        let options = SqliteConnectOptions::from_str(&url)
             .map_err(StoreError::from_sqlx)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // FULL: an acknowledged write survives a power loss, not only a crash.
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(synchronous)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let statement_timeout = cfg.statement_timeout;
@@ -199,6 +243,15 @@ impl SqliteStore {
             notify: Default::default(),
             write_lock: Default::default(),
         })
+    }
+
+    pub fn pool_stats(&self) -> super::PoolStats {
+        let (size, idle) = (self.pool.size(), self.pool.num_idle() as u32);
+        super::PoolStats {
+            in_use: size.saturating_sub(idle),
+            idle,
+            max: self.pool.options().get_max_connections(),
+        }
     }
 
     /// The pool, for tests and tools that need raw SQL.
@@ -343,8 +396,10 @@ impl SqliteStore {
 
     pub async fn find_keys(&self, project_id: &str, hash_prefix: &[u8]) -> Result<Vec<KeyRecord>> {
         let rows = sqlx::query(
-            "SELECT id, project_id, tenant_id, role, secret_hash, expires_at, revoked_at, last_used_at \
-             FROM access_keys WHERE project_id = $1 AND hash_prefix = $2",
+            "SELECT k.id, k.project_id, k.tenant_id, k.role, k.secret_hash, k.expires_at, k.revoked_at, \
+             k.last_used_at, t.delete_mode, t.deletion_limit, t.deletion_window_secs, t.paused, t.held_since \
+             FROM access_keys k JOIN tenants t ON t.id = k.tenant_id \
+             WHERE k.project_id = $1 AND k.hash_prefix = $2",
         )
         .bind(project_id)
         .bind(hash_prefix)
@@ -362,6 +417,7 @@ impl SqliteStore {
                     expires_at: opt_from_millis(get(r, "expires_at")?)?,
                     revoked_at: opt_from_millis(get(r, "revoked_at")?)?,
                     last_used_at: opt_from_millis(get(r, "last_used_at")?)?,
+                    policy: super::sqlite_policy::policy_from_row(r)?,
                 })
             })
             .collect()
@@ -470,14 +526,18 @@ impl SqliteStore {
     /// Runs a write in this process's turn: as the one autocommit statement
     /// it is, or, when it records events too (`recorded`), in a transaction
     /// with them (and wakes the readers that wait for events).
-    async fn write<T>(
+    pub(super) async fn write<T>(
         &self,
         recorded: bool,
         work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T>,
     ) -> Result<T> {
         let _turn = self.writer().await;
         if !recorded {
+            let start = std::time::Instant::now();
             let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
+            if let Some(m) = crate::metrics::get() {
+                m.db_acquired(start.elapsed());
+            }
             return work(&mut conn).await;
         }
         let mut tx = self
@@ -497,6 +557,15 @@ impl SqliteStore {
         scope: TenantScope,
         id: Uuid,
     ) -> Result<Option<StoredUser>> {
+        Self::user_as(conn, scope, id, user_from_row).await
+    }
+
+    async fn user_as<D>(
+        conn: &mut sqlx::SqliteConnection,
+        scope: TenantScope,
+        id: Uuid,
+        from_row: fn(&SqliteRow) -> Result<StoredUser<D>>,
+    ) -> Result<Option<StoredUser<D>>> {
         let row = sqlx::query(concat!(
             "SELECT id, version, created_at, modified_at, doc, ",
             groups_of!("users"),
@@ -507,12 +576,21 @@ impl SqliteStore {
         .fetch_optional(conn)
         .await
         .map_err(StoreError::from_sqlx)?;
-        row.as_ref().map(user_from_row).transpose()
+        row.as_ref().map(from_row).transpose()
     }
 
     pub async fn get_user(&self, scope: TenantScope, id: Uuid) -> Result<Option<StoredUser>> {
         let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
         Self::user_in(&mut conn, scope, id).await
+    }
+
+    pub async fn get_user_text(
+        &self,
+        scope: TenantScope,
+        id: Uuid,
+    ) -> Result<Option<StoredUserText>> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
+        Self::user_as(&mut conn, scope, id, user_text_from_row).await
     }
 
     pub async fn query_users(
@@ -521,6 +599,15 @@ impl SqliteStore {
         q: &ListQuery,
     ) -> Result<(Option<u64>, Vec<StoredUser>)> {
         self.run_list(&USER_RESOURCE, scope, q, user_from_row).await
+    }
+
+    pub async fn query_users_text(
+        &self,
+        scope: TenantScope,
+        q: &ListQuery,
+    ) -> Result<(Option<u64>, Vec<StoredUserText>)> {
+        self.run_list(&USER_RESOURCE, scope, q, user_text_from_row)
+            .await
     }
 
     /// Runs a listing of resource type `rt` (see [`super::list_page`]).
@@ -566,14 +653,14 @@ impl SqliteStore {
         w: &UserWrite,
         if_version: Option<i64>,
         event: Option<UserEvent<'_>>,
-    ) -> Result<Option<StoredUser>> {
+    ) -> Result<Option<WrittenUser>> {
         let doc = doc_text(&w.doc);
         self.write(event.is_some(), async |c| {
             let row = sqlx::query(concat!(
                 "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
                  display_name = $7, doc = $8, version = version + 1, modified_at = $9, display_name_lower = $11 \
                  WHERE tenant_id = $1 AND id = $2 AND ($10 IS NULL OR version = $10) AND doc IS NOT $8 \
-                 RETURNING id, version, created_at, modified_at, doc, ",
+                 RETURNING id, version, created_at, modified_at, ",
                 groups_of!("users")
             ))
             .bind(scope.tenant_id().to_string())
@@ -590,9 +677,11 @@ impl SqliteStore {
             .fetch_optional(&mut *c)
             .await
             .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
-            let user = row.as_ref().map(user_from_row).transpose()?;
+            let user = row.as_ref().map(|row| user_with(row, ())).transpose()?;
             if let (Some(user), Some(e)) = (&user, event) {
-                let event = NewEvent::user(e.change.kind, user, e.change.changed.clone());
+                // The written document, borrowed: the event copies it once.
+                let user = user.clone().with_doc(&w.doc);
+                let event = NewEvent::user(e.change.kind, &user, e.change.changed.clone());
                 insert_events(c, &scope.tenant_id().to_string(), &e.actor.to_json(), &[event]).await?;
             }
             Ok(user)

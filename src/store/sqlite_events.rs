@@ -46,7 +46,7 @@ fn event_from_row(row: &SqliteRow) -> Result<StoredEvent> {
         id: parse_uuid(&get::<String>(row, "id")?)?,
         kind: events::event_type(&get::<String>(row, "type")?)?,
         occurred_at: from_millis(get(row, "occurred_at")?)?,
-        resource: MemberKind::parse(&get::<String>(row, "resource_type")?),
+        resource: events::EventResource::parse(&get::<String>(row, "resource_type")?),
         resource_id: parse_uuid(&get::<String>(row, "resource_id")?)?,
         version: get(row, "version")?,
         actor: match actor {

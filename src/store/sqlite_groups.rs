@@ -75,7 +75,16 @@ impl GroupTx for SqliteGroupTx {
             .collect()
     }
 
-    async fn lock_group(&mut self, id: Uuid) -> Result<Option<StoredGroup>> {
+    async fn lock_change(
+        &mut self,
+        members: &[Uuid],
+        id: Uuid,
+    ) -> Result<(HashMap<Uuid, MemberKind>, Option<StoredGroup>)> {
+        // The write lock, taken by BEGIN IMMEDIATE, already holds them all.
+        let kinds = match members.is_empty() {
+            true => HashMap::new(),
+            false => self.lock_members(members).await?,
+        };
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {GROUP_COLUMNS} FROM groups WHERE tenant_id = $1 AND id = $2"
         )))
@@ -84,7 +93,7 @@ impl GroupTx for SqliteGroupTx {
         .fetch_optional(&mut *self.tx)
         .await
         .map_err(StoreError::from_sqlx)?;
-        row.as_ref().map(group_from_row).transpose()
+        Ok((kinds, row.as_ref().map(group_from_row).transpose()?))
     }
 
     async fn insert_group(&mut self, id: Uuid, at: DateTime<Utc>, w: &GroupWrite) -> Result<()> {

@@ -112,6 +112,18 @@ impl SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    /// See [`super::Store::webhook_backlog`].
+    pub async fn webhook_backlog(&self) -> Result<Vec<u64>> {
+        let counts: Vec<i64> = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM (SELECT 1 FROM events e WHERE e.tenant_id = w.tenant_id \
+             AND e.seq > w.seq LIMIT 100000)) FROM webhooks w WHERE w.enabled",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(counts.into_iter().map(|n| n.max(0) as u64).collect())
+    }
+
     pub async fn claim_webhooks(
         &self,
         owner: Uuid,
@@ -123,7 +135,7 @@ impl SqliteStore {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE webhooks SET lease_owner = $1, lease_until = $2 WHERE rowid IN ( \
              SELECT rowid FROM webhooks WHERE enabled AND next_attempt_at <= $3 \
-             AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_attempt_at LIMIT $4) \
+             AND (lease_until IS NULL OR lease_until < $3 OR lease_owner = $1) ORDER BY next_attempt_at LIMIT $4) \
              RETURNING {COLUMNS}"
         )))
         .bind(owner.to_string())

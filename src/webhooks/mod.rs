@@ -22,6 +22,8 @@ use crate::store::{EventQuery, Position, Store, StoredEvent};
 /// How often an idle worker looks for due subscriptions (its own process's
 /// writes wake it at once).
 const IDLE_POLL: Duration = Duration::from_millis(250);
+/// The shortest time between two rounds of leasing.
+const MIN_ROUND: Duration = Duration::from_millis(50);
 /// Events read per page of a delivery run; the position is stored after
 /// each page, so a crash redelivers at most this many.
 const PAGE: u64 = 100;
@@ -103,30 +105,35 @@ impl Deliverer {
         })
     }
 
-    /// Delivers until the task is dropped.
+    /// Delivers until the task is dropped. A round leases the due
+    /// subscriptions and delivers each until it is caught up; the next
+    /// round starts when this process records events (or after
+    /// `IDLE_POLL`, for other processes' events and retries), and never
+    /// sooner than `MIN_ROUND` after the last one began, so that a busy
+    /// tenant's writes are delivered in batches rather than each starting
+    /// a round of its own.
     pub async fn run(self) {
         loop {
             let woken = self.store.events_notify().notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
+            let began = tokio::time::Instant::now();
             let until = Utc::now() + TimeDelta::from_std(self.settings.lease).unwrap_or_default();
-            let claimed = match self.store.claim_webhooks(self.owner, until, CLAIM).await {
-                Ok(claimed) => claimed,
+            match self.store.claim_webhooks(self.owner, until, CLAIM).await {
+                Ok(claimed) => {
+                    let mut runs = tokio::task::JoinSet::new();
+                    for hook in claimed {
+                        runs.spawn(self.clone().deliver(hook));
+                    }
+                    while runs.join_next().await.is_some() {}
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot lease webhook subscriptions");
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
                 }
-            };
-            if claimed.is_empty() {
-                let _ = tokio::time::timeout(IDLE_POLL, woken).await;
-                continue;
             }
-            let mut runs = tokio::task::JoinSet::new();
-            for hook in claimed {
-                runs.spawn(self.clone().deliver(hook));
-            }
-            while runs.join_next().await.is_some() {}
+            let _ = tokio::time::timeout(IDLE_POLL, woken).await;
+            tokio::time::sleep_until(began + MIN_ROUND).await;
         }
     }
 
@@ -135,6 +142,11 @@ impl Deliverer {
     async fn deliver(self, hook: Webhook) {
         if let Err(e) = self.deliver_run(&hook).await {
             tracing::warn!(webhook = %hook.id, error = %e, "webhook delivery run failed");
+            // The lease stays this owner's, who claims it again next (a
+            // store error, such as the other process holding SQLite's
+            // write lock, must not stall the subscription until the lease
+            // runs out): not at once.
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 

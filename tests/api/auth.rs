@@ -193,3 +193,68 @@ both_backends! {
         }
     }
 }
+
+/// A key's token bucket: `burst` requests at once, then `429` with
+/// `Retry-After` and a SCIM error (problem details on `/api/v1`); other
+/// keys are not held back; after the wait the key works again. Nothing is
+/// stored about it, so one backend shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_over_its_rate_limit_gets_429_with_retry_after() {
+    let base = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+    let limit = scimd::auth::RateLimit {
+        per_second: 1.0,
+        burst: 3,
+    };
+    let app = base
+        .respawn(scimd::HttpSettings {
+            rate_limit: Some(limit),
+            ..Default::default()
+        })
+        .await;
+    let other = app.token_for_new_tenant("b").await;
+    for _ in 0..3 {
+        let resp = app.req(Method::GET, "/Users").send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    let resp = app.req(Method::GET, "/Users").send().await.unwrap();
+    let retry_after: u64 = resp
+        .headers()
+        .get("retry-after")
+        .expect("Retry-After")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let (status, body) = json_of(resp).await;
+    assert_scim_error(status, &body, 429, None);
+    assert!(
+        body["detail"].as_str().unwrap().contains("retry after"),
+        "{body}"
+    );
+
+    // /api/v1 answers the same limit with problem details.
+    let resp = app
+        .client
+        .get(format!("{}/api/v1/events?limit=0", app.origin))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+
+    // Another key has its own bucket.
+    let resp = app
+        .req_as(&other, Method::GET, "/Users")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    // After the wait it names, the key works again.
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    let resp = app.req(Method::GET, "/Users").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}

@@ -13,7 +13,7 @@ use crate::helpers::TestApp;
 
 const BIN: &str = env!("CARGO_BIN_EXE_scimd");
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -22,7 +22,7 @@ fn free_port() -> u16 {
 }
 
 /// Runs `scimd ARGS` to completion against the test's database.
-fn scimd(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn scimd(app: &TestApp, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(BIN)
         .args(args)
         .env("DATABASE_URL", &app.database_url)
@@ -104,6 +104,22 @@ impl Server {
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
         text
+    }
+
+    /// The CPU time (user and system) the process has used so far.
+    pub(crate) fn cpu_time(&self) -> Duration {
+        let pid = self.child.id().unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // After the command's name, in parentheses: fields 3 onwards.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // USER_HZ is 100 on every Linux this runs on.
+        Duration::from_millis(ticks * 10)
     }
 
     /// SIGKILL: the process gets no chance to finish anything.
@@ -252,6 +268,35 @@ both_backends! {
         let (ok, _, err) = scimd(&app, &["events", "tail", "--project", &app.project_id, "--tenant", "a", "--after", "forged"]);
         assert!(!ok && err.contains("not an event cursor"), "{err}");
     }
+
+    async fn requests_tail_prints_the_provisioning_log_as_json_lines(app) {
+        for _ in 0..3 {
+            let missing = uuid::Uuid::now_v7().to_string();
+            assert_eq!(app.get_user(&missing).await.0, StatusCode::NOT_FOUND);
+        }
+        let bad = app.send_json(reqwest::Method::POST, "/Users", &serde_json::json!({"password": "hunter2"})).await;
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        let mut out = String::new();
+        for _ in 0..50 {
+            let (ok, printed, err) = scimd(&app, &["requests", "tail", "--project", &app.project_id, "--tenant", "a", "-n", "3"]);
+            assert!(ok, "{err}");
+            out = printed;
+            if out.lines().count() >= 3 && out.contains("POST") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 3, "the last three: {out}");
+        assert_eq!(lines[2]["method"], "POST", "oldest first, the newest last: {out}");
+        assert_eq!(lines[2]["body"]["password"], "********");
+        assert!(!out.contains("hunter2"));
+        let (ok, out, err) = scimd(&app, &["requests", "tail", "--project", &app.project_id, "--tenant", "a", "--status", "404"]);
+        assert!(ok, "{err}");
+        assert_eq!(out.lines().count(), 3, "{out}");
+        let (ok, _, err) = scimd(&app, &["requests", "tail", "--project", &app.project_id, "--tenant", "a", "--status", "four"]);
+        assert!(!ok && err.contains("not a status"), "{err}");
+    }
 }
 
 both_backends! {
@@ -293,6 +338,25 @@ both_backends! {
         let post_line = lines.iter().find(|l| l["span"]["method"] == "POST" && l["status"].is_number()).unwrap();
         assert!(post_line["span"].get("quirks").is_none(), "no rule fired for a plain POST: {post_line}");
         assert!(!text.contains("0123456789abcdef"), "the token never reaches the log");
+    }
+}
+
+both_backends! {
+    async fn sigterm_writes_the_provisioning_log_records_still_queued(app) {
+        // The log's writer gathers records for up to 200 ms before writing;
+        // a SIGTERM right after the requests must not lose them.
+        let mut server = Server::start_logging(&app.database_url, None, None,
+            &[("SCIMD_REQUEST_LOG", "all")]).await;
+        let client = reqwest::Client::new();
+        for i in 0..5 {
+            let resp = client.post(format!("{}/scim/v2/Users", server.url))
+                .bearer_auth(&app.token)
+                .json(&serde_json::json!({"userName": format!("last{i}")}))
+                .send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::CREATED);
+        }
+        assert!(server.terminate().await.success());
+        assert_eq!(app.sql_i64("SELECT count(*) FROM request_log").await, 5);
     }
 }
 
@@ -339,4 +403,63 @@ both_backends! {
         assert!(a.terminate().await.success());
         assert!(b.terminate().await.success());
     }
+}
+
+/// `synchronous=normal` in a SQLite URL sets what each connection commits
+/// with (the default stays `full`); anything else stops the start with a
+/// clear message, and the URL's other parameters still reach SQLite.
+#[tokio::test]
+async fn sqlite_synchronous_comes_from_the_url() {
+    scimd::webhooks::install_tls_provider();
+    let dir = std::env::temp_dir().join(format!("scimd-sync-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pool = scimd::store::PoolConfig {
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(5),
+        statement_timeout: None,
+    };
+    for (query, want) in [
+        ("", 2i64),
+        ("?synchronous=normal", 1),
+        ("?mode=rwc&synchronous=FULL", 2),
+    ] {
+        let url = format!("sqlite://{}{query}", dir.join("a.db").display());
+        let store = scimd::store::Store::connect(&url, &pool).await.unwrap();
+        let scimd::store::Store::Sqlite(s) = &store else {
+            unreachable!()
+        };
+        let got: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+        assert_eq!(got, want, "{url}");
+        store.close().await;
+    }
+    let url = format!("sqlite://{}?synchronous=normal", dir.join("b.db").display());
+    let mut server = Server::start(&url, Some("Psync:0123456789abcdefghijklmnopqrstuvwxyz")).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/scim/v2/Users", server.url))
+        .bearer_auth("Psync:0123456789abcdefghijklmnopqrstuvwxyz")
+        .json(&serde_json::json!({"userName": "s"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert!(server.terminate().await.success());
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}?synchronous=off", dir.join("c.db").display()),
+        )
+        .env("SCIMD_BIND", format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("synchronous must be full or normal, not 'off'"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

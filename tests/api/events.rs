@@ -489,6 +489,36 @@ both_backends! {
         assert_eq!(body["events"][0]["data"]["userName"], "late");
     }
 
+    async fn the_head_is_after_every_write_committed_before_it_was_asked(app) {
+        // On PostgreSQL a transaction that began earlier (here: another
+        // client's, holding a transaction id) and is still running keeps
+        // the snapshot's xmin below the write committed after it; the head
+        // a consumer takes must still be past that write.
+        let older = match app.backend {
+            crate::helpers::Backend::Postgres => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+                sqlx::raw_sql("BEGIN; SELECT pg_current_xact_id()").execute(&mut c).await.unwrap();
+                Some(c)
+            }
+            crate::helpers::Backend::Sqlite => None,
+        };
+        app.create_user(json!({"userName": "before"})).await;
+        let ending = older.map(|mut c| tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            sqlx::raw_sql("COMMIT").execute(&mut c).await.unwrap();
+        }));
+        let cursor = head(&app).await;
+        if let Some(ending) = ending {
+            ending.await.unwrap();
+        }
+        app.create_user(json!({"userName": "after"})).await;
+        settle(&app, 2).await;
+        let (seen, _) = after(&app, &cursor, 1).await;
+        let names: Vec<&str> = seen.iter().map(|e| e["data"]["userName"].as_str().unwrap()).collect();
+        assert_eq!(names, ["after"], "the head is past `before`, before `after`");
+    }
+
     async fn with_events_off_writes_record_none(app) {
         let settings = HttpSettings { events: false, ..HttpSettings::default() };
         let off = app.respawn(settings).await;

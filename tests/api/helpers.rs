@@ -31,8 +31,9 @@ pub enum Backend {
     Postgres,
 }
 
-/// Runs each listed test once on SQLite and once on PostgreSQL:
-/// `users::create::sqlite`, `users::create::postgres`.
+/// Runs each listed test on SQLite, on PostgreSQL, and on PostgreSQL with
+/// `default_transaction_isolation = 'serializable'`: `users::create::sqlite`,
+/// `users::create::postgres`, `users::create::postgres_serializable`.
 #[macro_export]
 macro_rules! both_backends {
     ($(async fn $name:ident($app:ident) $body:block)*) => {
@@ -48,6 +49,14 @@ macro_rules! both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     if let Some(app) = $crate::helpers::TestApp::spawn_postgres().await {
+                        run(app).await
+                    }
+                }
+                /// On a database whose default isolation is serializable,
+                /// as distributed PostgreSQL-compatible engines have it.
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_serializable() {
+                    if let Some(app) = $crate::helpers::TestApp::spawn_postgres_serializable().await {
                         run(app).await
                     }
                 }
@@ -176,6 +185,38 @@ impl Cluster {
     }
 
     pub fn start(name: &str) -> Result<Cluster, String> {
+        let cluster = Self::init(name)?;
+        cluster.up()?;
+        eprintln!("started a throwaway PostgreSQL cluster at {}", cluster.url);
+        Ok(cluster)
+    }
+
+    /// The cluster's directory (owned by the server's user).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// The data directory (`pg_hba.conf` is there).
+    pub fn data(&self) -> &std::path::Path {
+        &self.data
+    }
+
+    /// More server options (`-c name=value …`) for the next [`Cluster::up`].
+    pub fn add_options(&mut self, opts: &str) {
+        self.opts.push(' ');
+        self.opts.push_str(opts);
+    }
+
+    /// Gives `path` to the server's user (when the tests run as root).
+    pub fn give(&self, path: &std::path::Path) -> Result<(), String> {
+        if self.as_root {
+            run_ok(Command::new("chown").arg("postgres:postgres").arg(path))?;
+        }
+        Ok(())
+    }
+
+    /// A new, stopped cluster (see [`Cluster::up`]).
+    pub fn init(name: &str) -> Result<Cluster, String> {
         let bindir = PathBuf::from(run_ok(Command::new("pg_config").arg("--bindir"))?);
         let dir = std::env::temp_dir().join(name);
         let _ = std::fs::remove_dir_all(&dir);
@@ -213,7 +254,6 @@ impl Cluster {
                 ])
                 .arg(&cluster.data),
         )?;
-        cluster.up()?;
         let stop = format!(
             "{:?}",
             cluster
@@ -235,7 +275,6 @@ impl Cluster {
             .stderr(std::process::Stdio::null())
             .spawn()
             .map_err(|e| e.to_string())?;
-        eprintln!("started a throwaway PostgreSQL cluster at {}", cluster.url);
         Ok(cluster)
     }
 
@@ -318,8 +357,19 @@ impl Drop for Scratch {
     }
 }
 
+/// The pool tests run with.
+fn default_pool() -> PoolConfig {
+    PoolConfig {
+        max_connections: 10,
+        acquire_timeout: Duration::from_secs(10),
+        statement_timeout: None,
+    }
+}
+
 pub struct TestApp {
     pub backend: Backend,
+    /// PostgreSQL with `default_transaction_isolation = 'serializable'`.
+    pub serializable: bool,
     /// `http://127.0.0.1:PORT/scim/v2`
     pub base: String,
     /// `http://127.0.0.1:PORT`
@@ -345,18 +395,43 @@ impl TestApp {
         Some(Self::spawn_with(Backend::Postgres, HttpSettings::default()).await)
     }
 
+    /// Like [`TestApp::spawn_postgres`], on a database whose default
+    /// transaction isolation is serializable.
+    pub async fn spawn_postgres_serializable() -> Option<TestApp> {
+        postgres_available().await?;
+        let pool = default_pool();
+        let settings = HttpSettings::default();
+        let limits = ConnectionLimits::default();
+        Some(
+            Self::spawn_full(
+                Backend::Postgres,
+                true,
+                settings,
+                pool,
+                Duration::ZERO,
+                limits,
+            )
+            .await,
+        )
+    }
+
     /// Another app on the same backend (and a database of its own), with
     /// other settings.
     pub async fn respawn(&self, settings: HttpSettings) -> TestApp {
-        Self::spawn_with(self.backend, settings).await
+        let limits = ConnectionLimits::default();
+        Self::spawn_full(
+            self.backend,
+            self.serializable,
+            settings,
+            default_pool(),
+            Duration::ZERO,
+            limits,
+        )
+        .await
     }
 
     pub async fn spawn_with(backend: Backend, settings: HttpSettings) -> TestApp {
-        let pool = PoolConfig {
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(10),
-            statement_timeout: None,
-        };
+        let pool = default_pool();
         Self::spawn_with_pool(backend, settings, pool).await
     }
 
@@ -368,6 +443,7 @@ impl TestApp {
         // No verification cache: revocation and expiry show at once in tests.
         Self::spawn_full(
             backend,
+            false,
             settings,
             pool,
             Duration::ZERO,
@@ -384,18 +460,23 @@ impl TestApp {
         pool: PoolConfig,
         limits: ConnectionLimits,
     ) -> TestApp {
-        Self::spawn_full(self.backend, settings, pool, Duration::ZERO, limits).await
+        Self::spawn_full(
+            self.backend,
+            self.serializable,
+            settings,
+            pool,
+            Duration::ZERO,
+            limits,
+        )
+        .await
     }
 
     /// Another app on the same backend, serving connections with `limits`.
     pub async fn respawn_with_limits(&self, limits: ConnectionLimits) -> TestApp {
-        let pool = PoolConfig {
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(10),
-            statement_timeout: None,
-        };
+        let pool = default_pool();
         Self::spawn_full(
             self.backend,
+            self.serializable,
             HttpSettings::default(),
             pool,
             Duration::ZERO,
@@ -407,23 +488,28 @@ impl TestApp {
     /// Another app on the same backend whose verified keys are cached for
     /// `ttl`, as in production.
     pub async fn respawn_with_auth_cache(&self, ttl: Duration) -> TestApp {
-        let pool = PoolConfig {
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(10),
-            statement_timeout: None,
-        };
+        let pool = default_pool();
         let limits = ConnectionLimits::default();
-        Self::spawn_full(self.backend, HttpSettings::default(), pool, ttl, limits).await
+        Self::spawn_full(
+            self.backend,
+            self.serializable,
+            HttpSettings::default(),
+            pool,
+            ttl,
+            limits,
+        )
+        .await
     }
 
     async fn spawn_full(
         backend: Backend,
+        serializable: bool,
         settings: HttpSettings,
         pool: PoolConfig,
         auth_cache_ttl: Duration,
         limits: ConnectionLimits,
     ) -> TestApp {
-        let (database_url, scratch) = Self::fresh_database(backend).await;
+        let (database_url, scratch) = Self::fresh_database(backend, serializable).await;
         let store = Store::connect(&database_url, &pool).await.expect("connect");
         store.migrate().await.expect("migrate");
 
@@ -461,6 +547,7 @@ impl TestApp {
         let origin = format!("http://{addr}");
         TestApp {
             backend,
+            serializable,
             base: format!("{origin}/scim/v2"),
             origin,
             database_url,
@@ -475,7 +562,7 @@ impl TestApp {
         }
     }
 
-    async fn fresh_database(backend: Backend) -> (String, Scratch) {
+    async fn fresh_database(backend: Backend, serializable: bool) -> (String, Scratch) {
         let name = format!("scimd_test_{}", Uuid::new_v4().simple());
         match backend {
             Backend::Sqlite => {
@@ -494,6 +581,14 @@ impl TestApp {
                     .execute(&mut conn)
                     .await
                     .expect("create database");
+                if serializable {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "ALTER DATABASE \"{name}\" SET default_transaction_isolation = 'serializable'"
+                    )))
+                    .execute(&mut conn)
+                    .await
+                    .expect("serializable by default");
+                }
                 let url = with_database(&admin_url, &name);
                 (url, Scratch::PostgresDb { admin_url, name })
             }

@@ -404,3 +404,53 @@ mod configured_public_url {
         assert_eq!(body["meta"]["location"], location.as_str());
     }
 }
+
+// A read with the default projection is written around the stored
+// document's text; any other projection renders the parsed document. Both
+// must give the same resource, alone and in every kind of list.
+both_backends! {
+    async fn reads_around_the_stored_text_equal_the_parsed_rendering(app) {
+        let full = app.create_user(full_user("bjensen")).await;
+        let bare = app.create_user(json!({"schemas": [USER_URN], "userName": "bare"})).await;
+        let quoted = app.create_user(json!({"userName": "q\"uote\\d \u{e9}\u{1F600}",
+            "displayName": "line\nbreak\ttab"})).await;
+        let resp = app.send_json(Method::POST, "/Groups",
+            &json!({"displayName": "Tour Guides", "members": [{"value": full["id"]}]})).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        // A projection that names nothing: the same attributes, parsed.
+        let parsed = "excludedAttributes=nothingByThisName";
+        for user in [&full, &bare, &quoted] {
+            let id = user["id"].as_str().unwrap();
+            let (status, text) = json_of(app.req(Method::GET, &format!("/Users/{id}")).send().await.unwrap()).await;
+            assert_eq!(status, StatusCode::OK);
+            let (_, other) = json_of(app.req(Method::GET, &format!("/Users/{id}?{parsed}")).send().await.unwrap()).await;
+            assert_eq!(text, other);
+            assert_eq!(text["id"], user["id"]);
+            assert_eq!(text["meta"], user["meta"]);
+        }
+        let (_, full_read) = app.get_user(full["id"].as_str().unwrap()).await;
+        assert_eq!(full_read["groups"][0]["display"], "Tour Guides");
+        assert_eq!(strip_server_fields(&{
+            let mut v = full_read.clone();
+            v.as_object_mut().unwrap().remove("groups");
+            v
+        }), expected_attributes(&full_user("bjensen")));
+        for list in ["/Users", "/Users?filter=userName%20eq%20%22bare%22", "/Users?count=0",
+                     "/Users?filter=userName%20eq%20%22nobody%22", "/Users?count=2&startIndex=2",
+                     "/Users?cursor&count=2", "/Users?sortBy=userName&sortOrder=descending"] {
+            let sep = if list.contains('?') { '&' } else { '?' };
+            let (status, text) = json_of(app.req(Method::GET, list).send().await.unwrap()).await;
+            assert_eq!(status, StatusCode::OK, "{list}: {text}");
+            let (_, other) = json_of(app.req(Method::GET, &format!("{list}{sep}{parsed}")).send().await.unwrap()).await;
+            assert_eq!(text, other, "{list}");
+        }
+        // .search takes the same path.
+        let resp = app.send_json(Method::POST, "/Users/.search", &json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": "userName sw \"b\""})).await;
+        let (status, body) = json_of(resp).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["totalResults"], 2);
+        assert_eq!(body["Resources"].as_array().unwrap().len(), 2);
+    }
+}

@@ -297,7 +297,7 @@ both_backends! {
 both_backends! {
     async fn a_killed_process_loses_no_event_and_two_processes_deliver_each_once(app) {
         let token = "Pwebhooks:0123456789abcdefghijklmnopqrstuvwxyz";
-        let env = [("SCIMD_WEBHOOK_ALLOW_PRIVATE", "true"), ("SCIMD_WEBHOOK_LEASE", "2s")];
+        let env = [("SCIMD_WEBHOOK_ALLOW_PRIVATE", "true"), ("SCIMD_WEBHOOK_LEASE", "6s")];
         let mut first = crate::cli::Server::start_logging(&app.database_url, Some(token), None, &env).await;
         let receiver = Receiver::start_gated(0, false).await;
         let client = reqwest::Client::new();
@@ -427,5 +427,36 @@ both_backends! {
         assert_eq!(sent, read, "delivered in the feed's order");
         assert!(a.terminate().await.success());
         assert!(b.terminate().await.success());
+    }
+}
+
+both_backends! {
+    async fn an_idle_subscription_leaves_the_server_idle(app) {
+        let token = "Pidlehook:0123456789abcdefghijklmnopqrstuvwxyz";
+        let env = [("SCIMD_WEBHOOK_ALLOW_PRIVATE", "true")];
+        let mut server = crate::cli::Server::start_logging(&app.database_url, Some(token), None, &env).await;
+        let receiver = Receiver::start(0).await;
+        let client = reqwest::Client::new();
+        let resp = client.post(format!("{}/api/v1/webhooks", server.url)).bearer_auth(token)
+            .json(&json!({"url": receiver.url})).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let resp = client.post(format!("{}/scim/v2/Users", server.url)).bearer_auth(token)
+            .json(&json!({"userName": "idle"})).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        for _ in 0..100 {
+            if !receiver.accepted.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(receiver.accepted.lock().unwrap().len(), 1);
+        // Caught up, the worker looks for work a few times a second: it
+        // does not spin on the subscription (which took a core).
+        let before = server.cpu_time();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let used = server.cpu_time() - before;
+        assert!(used < Duration::from_millis(200), "{used:?} of CPU in 2 s of idling");
+        assert_eq!(receiver.accepted.lock().unwrap().len(), 1);
+        assert!(server.terminate().await.success());
     }
 }

@@ -151,27 +151,31 @@ pub fn list_sql(
     // (measured: bench/notes.md), while range filters keep custom plans.
     let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
     let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
-    // Users carry their groups; the window count saves a second round trip.
+    // Users carry their groups. The total of an index page comes from its
+    // rows or from the count statement (`list_page`): a window count here
+    // would make every page read every matching row.
     let extra = match (table(rt), dialect) {
         ("users", Dialect::Postgres) => format!(", {}", super::postgres::groups_of!("u")),
         ("users", Dialect::Sqlite) => format!(", {}", super::sqlite::groups_of!("u")),
         _ => String::new(),
     };
-    // The window count is the total of an index page. A cursor page has
-    // no total: counting there would read every row after the cursor, and
-    // the first page would cost as much as the whole tenant.
-    let total = if q.keyset.is_some() {
-        ""
-    } else {
-        ", count(*) OVER () AS total_count"
-    };
-    let columns = format!("u.id, u.version, u.created_at, u.modified_at, u.doc{extra}{total}");
+    let columns = format!("u.id, u.version, u.created_at, u.modified_at, u.doc{extra}");
     page.text = if fenced {
         // GIN estimates are poor: without the fence the planner may walk the
         // primary key in id order, filtering, instead of using the index.
         // `OFFSET 0` keeps the (selective) index lookup first.
         format!(
             "SELECT {columns} FROM (SELECT u.* {filter} OFFSET 0) u ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+        )
+    } else if offset > 0 && q.keyset.is_none() {
+        // A deferred join: the rows an OFFSET skips are only counted off an
+        // index (the page's keys first), and only the page's rows are read
+        // whole. Otherwise every skipped row is fetched and thrown away.
+        format!(
+            "SELECT {columns} FROM {} u JOIN (SELECT u.tenant_id AS page_tenant, u.id AS page_id \
+             {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}) p \
+             ON u.tenant_id = p.page_tenant AND u.id = p.page_id ORDER BY {order}",
+            table(rt)
         )
     } else {
         format!("SELECT {columns} {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}")
