@@ -48,6 +48,7 @@ OPS = [
     ("entra_sync", "Entra sync mix (60/30/10)", None, None),
     ("page_first", "Cursor paging: first page of 100", None, None),
     ("page_last", "Cursor paging: last page of 100", None, None),
+    ("page_index", "Index paging: a page of 100 (startIndex)", None, None),
 ]
 CEILINGS = {
     "a": "(a) SELECT … FOR UPDATE + UPDATE whole doc + COMMIT",
@@ -55,11 +56,23 @@ CEILINGS = {
     "c": "(c) point SELECT by (tenant_id, lower(user_name))",
     "d": "(d) INSERT of one document",
     "e": "(e) one group's row: SELECT … FOR UPDATE + add or remove one member + version + 1 + COMMIT",
+    "f": "(f) (b) with its change event (the document after the change) in the same statement",
 }
 
 
 def median(rows, key):
     return statistics.median(r[key] for r in rows)
+
+
+def paired(on, off):
+    """The ratio of each run with the feature to the run without it right
+    after it (the same `run`), and their median: what alternation is for,
+    since it cancels the machine's drift between runs."""
+    without = {r["run"]: r["rps"] for r in off}
+    ratios = sorted(r["rps"] / without[r["run"]] for r in on if r["run"] in without)
+    if not ratios:
+        return ""
+    return f"{', '.join(f'{x:.2f}' for x in ratios)} ({statistics.median(ratios):.2f})"
 
 
 def render(path):
@@ -106,17 +119,25 @@ def render(path):
             p99_note = "" if p99 <= 20 else " (> 20 ms)"
             out.append(f"| {label} | {median(rs, 'rps'):.0f} | {median(rs, 'p50_ms'):.2f} ms | {p99:.2f} ms{p99_note} | "
                        f"{median(rs, 'max_ms'):.1f} ms | {sum(r['errors'] for r in rs)} | {ratio} | {goal} |")
-        costs = []
-        for op, label, _, _ in OPS:
-            on, off = by.get((backend, f"{op}+events")), by.get((backend, f"{op}-events"))
-            if on and off:
-                costs.append(f"| {label} | {median(on, 'rps'):.0f} | {median(off, 'rps'):.0f} | "
-                             f"{median(on, 'rps') / median(off, 'rps'):.2f} | {median(on, 'p99_ms'):.2f} ms | "
-                             f"{median(off, 'p99_ms'):.2f} ms |")
-        if costs:
-            out += ["", "Change events on and off (`SCIMD_EVENTS`), the two alternated run by run:", "",
-                    "| operation | req/s with events | req/s without | ratio | p99 with | p99 without |",
-                    "|---|---|---|---|---|---|"] + costs
+        # What a feature costs: each operation run with it (OP+feature) and
+        # without (OP-feature), alternated run by run.
+        for feature, title in (("events", "Change events on and off (`SCIMD_EVENTS`)"),
+                               ("metrics", "Metrics on (`SCIMD_METRICS_BIND`, scraped every second) with the provisioning log at its default (`SCIMD_REQUEST_LOG=errors`), and both off")):
+            costs = []
+            for op, label, _, _ in OPS:
+                on, off = by.get((backend, f"{op}+{feature}")), by.get((backend, f"{op}-{feature}"))
+                if on and off:
+                    costs.append(f"| {label} | {median(on, 'rps'):.0f} | {median(off, 'rps'):.0f} | "
+                                 f"{median(on, 'rps') / median(off, 'rps'):.2f} | {paired(on, off)} | "
+                                 f"{median(on, 'p99_ms'):.2f} ms | {median(off, 'p99_ms'):.2f} ms |")
+            if costs:
+                source = next((r["source"] for (b, o), rs in by.items() if b == backend
+                               and o.endswith(("+" + feature, "-" + feature)) for r in rs if "source" in r), None)
+                when = f" (from the run of {source})" if source else ""
+                out += ["", f"{title}, the two alternated run by run{when}:", "",
+                        f"| operation | req/s with {feature} | req/s without | ratio of medians | "
+                        "run-by-run ratios (median) | p99 with | p99 without |",
+                        "|---|---|---|---|---|---|---|"] + costs
         drain = by.get((backend, "webhook_drain"))
         if drain:
             r = drain[-1]

@@ -8,10 +8,16 @@
 # RUNS (3, the median is reported), BACKENDS ("postgres sqlite"),
 # TEST_DATABASE_URL (else postgres://postgres@127.0.0.1:5432/postgres);
 # OPS and CEILINGS narrow what runs (for profiling one operation);
+# METRIC_OPS ("patch get_id post") run again alternating a scimd with the
+# metrics listener on and off, for what metrics cost;
 # EVENT_OPS ("patch post group_add") run again alternating a scimd with
 # change events on and one with them off (SCIMD_EVENTS=false), for what
 # events cost; then the events are read back over the API (events/s);
-# BENCH_OUT (BENCHMARKS.md) is where the table goes.
+# BENCH_EVENTS and BENCH_REQUEST_LOG (true, errors) set SCIMD_EVENTS and
+# SCIMD_REQUEST_LOG for the main tables (to compare with a binary that had
+# neither); BENCH_OUT (BENCHMARKS.md) is where the table goes; SCIMD_BIN
+# runs that binary instead of building this checkout (old against new);
+# BENCH_SQLITE_SYNCHRONOUS (full) is the SQLite URL's `synchronous`.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -25,9 +31,13 @@ for tool in wrk sqlite3; do
   command -v "$tool" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null; }
 done
 pgbench="$(pg_config --bindir)/pgbench"
-echo "== building scimd (release)"
-cargo build --release --locked --bin scimd
-bin="$root/target/release/scimd"
+if [ -n "${SCIMD_BIN:-}" ]; then
+  bin="$SCIMD_BIN" # another build, for old-against-new runs
+else
+  echo "== building scimd (release)"
+  cargo build --release --locked --bin scimd
+  bin="$root/target/release/scimd"
+fi
 admin_url="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export TOKEN="Pbench:$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 results="$work/results.jsonl"
@@ -45,10 +55,13 @@ pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; }
 trap cleanup EXIT
 
-start_scimd() { # url [events: true|false]
+start_scimd() { # url [events: true|false] [metrics port] [request log: off|errors|all]
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  local metrics=("SCIMD_REQUEST_LOG=${4:-${BENCH_REQUEST_LOG:-errors}}")
+  [ -n "${3:-}" ] && metrics+=("SCIMD_METRICS_BIND=127.0.0.1:$3")
   DATABASE_URL="$1" SCIMD_BIND="127.0.0.1:$port" SCIMD_BOOTSTRAP_TOKEN="$TOKEN" SCIMD_DB_POOL_SIZE=16 RUST_LOG=warn \
-    SCIMD_EVENTS="${2:-true}" SCIMD_WEBHOOK_ALLOW_PRIVATE=true "$bin" serve >"$work/scimd.log" 2>&1 &
+    SCIMD_EVENTS="${2:-${BENCH_EVENTS:-true}}" SCIMD_WEBHOOK_ALLOW_PRIVATE=true env "${metrics[@]}" \
+    "$bin" serve >"$work/scimd.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "scimd did not start" >&2; cat "$work/scimd.log" >&2; exit 1
@@ -72,12 +85,39 @@ settle() { # backend
     sqlite) sqlite3 "$file" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null ;;
   esac
 }
+# CPU time (user + system, in clock ticks) the given processes have used.
+cpu_ticks() { # pid...
+  local p t=0
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
+# What PostgreSQL's processes have used: the live ones, and those that
+# ended (a backend's time goes to the postmaster, which reaps it).
+pg_ticks() {
+  local pm; pm="$(pgrep -x -o postgres)"
+  echo $(( $(cpu_ticks $(pgrep -x postgres)) + $(awk '{print $16 + $17}' "/proc/$pm/stat") ))
+}
+# One wrk run; besides throughput and latency it records the CPU scimd and
+# PostgreSQL (all its processes) spent per request, in microseconds: what
+# issue 17 is about, and steadier than throughput on a shared machine.
 wrk_once() { # backend op run [label]
-  local label="${4:-$2}"
+  local label="${4:-$2}" s0 p0
   settle "$1"
+  s0="$(cpu_ticks "$pid")"; p0="$(pg_ticks)"
   wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$root/bench/lua/$2.lua" "http://127.0.0.1:$port" >"$work/wrk-$1-$label-$3.txt"
+  local ds dp; ds=$(( $(cpu_ticks "$pid") - s0 )); dp=$(( $(pg_ticks) - p0 ))
   python3 "$root/bench/report.py" wrk "$work/wrk-$1-$label-$3.txt" |
-    python3 -c "import json,sys; d=json.load(sys.stdin); d.update(backend='$1', op='$label', run=$3); print(json.dumps(d))" >>"$results"
+    python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+n = max(d['rps'] * $secs, 1)
+tick_us = 1e6 / $(getconf CLK_TCK)
+d.update(backend='$1', op='$label', run=$3, scimd_cpu_us=round($ds * tick_us / n, 1))
+if '$1' == 'postgres':
+    d['pg_cpu_us'] = round($dp * tick_us / n, 1)
+print(json.dumps(d))" >>"$results"
 }
 run_wrk() { # backend op
   for r in $(seq 1 "$RUNS"); do wrk_once "$1" "$2" "$r"; done
@@ -125,8 +165,37 @@ event_costs() {
     python3 -c "import json,sys; d=json.load(sys.stdin); d.update(backend='$1', op='events_read'); print(json.dumps(d))" >>"$results"
   echo "   $1 events read: $(tail -1 "$results")"
 }
+# What metrics and the provisioning log cost: each of METRIC_OPS run by a
+# scimd with the metrics listener on (scraped every second meanwhile) and
+# the request log at its default (errors), label OP+metrics, and one with
+# both off (OP-metrics), alternated, RUNS times. Arguments: backend,
+# database URL.
+metric_costs() {
+  [ -n "$metric_ops" ] || return 0
+  stop_scimd "$1"
+  local mport scraper
+  mport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  for op in $metric_ops; do
+    for r in $(seq 1 "$RUNS"); do
+      for metrics in on off; do
+        if [ "$metrics" = on ]; then start_scimd "$2" true "$mport" errors; else start_scimd "$2" true "" off; fi
+        scraper=""
+        if [ "$metrics" = on ]; then
+          ( for _ in $(seq 1 120); do curl -fsS -o /dev/null "http://127.0.0.1:$mport/metrics" || true; sleep 1; done ) &
+          scraper=$!
+        fi
+        wrk_once "$1" "$op" "$r" "$op$([ "$metrics" = on ] && echo + || echo -)metrics"
+        [ -n "$scraper" ] && kill "$scraper" 2>/dev/null || true
+        kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+      done
+    done
+    echo "   $1 $op with/without metrics: $(tail -2 "$results" | tr '\n' ' ')"
+  done
+  start_scimd "$2"
+}
+metric_ops="${METRIC_OPS-patch get_id post}"
 event_ops="${EVENT_OPS-patch post group_add}"
-ops="${OPS:-patch put get_filter get_id post group_add entra_sync page_first page_last}"
+ops="${OPS:-patch put get_filter get_id post group_add entra_sync page_first page_last page_index}"
 # The cursor (RFC 9865) of the tenant's last page of 100 users: pages run in
 # id order, so it names the 101st-largest id. Cursors are signed with the
 # deployment's secret (src/http/cursor.rs: 'n', the id's bytes, the first 16
@@ -138,7 +207,7 @@ body = b"n" + uuid.UUID(sys.argv[1]).bytes
 tag = hmac.new(bytes.fromhex(sys.argv[2]), body, hashlib.sha256).digest()[:16]
 print(base64.urlsafe_b64encode(body + tag).decode().rstrip("="))' "$1" "$2"
 }
-ceilings="${CEILINGS-a_rmw b_update_returning c_point_select d_insert e_hot_group}"
+ceilings="${CEILINGS-a_rmw b_update_returning c_point_select d_insert e_hot_group f_update_with_event}"
 
 if [[ " $BACKENDS " == *" postgres "* ]]; then
   db="scimd_bench_$$"
@@ -157,15 +226,25 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
   for c in $ceilings; do
     for r in $(seq 1 "$RUNS"); do
       settle postgres
+      p0="$(pg_ticks)"
       "$pgbench" -n -M prepared -c "$CONNS" -j 2 -T "$secs" -f "$root/bench/pgbench/$c.sql" -D t="$tenant" -D n="$N" -D extra="$EXTRA" -D g="$GROUP" "$url" \
         >"$work/pgbench-$c-$r.txt" 2>&1
+      dp=$(( $(pg_ticks) - p0 ))
       python3 "$root/bench/report.py" pgbench "$work/pgbench-$c-$r.txt" |
-        python3 -c "import json,sys; d=json.load(sys.stdin); d.update(backend='postgres', op='ceiling_${c:0:1}', run=$r); print(json.dumps(d))" >>"$results"
+        python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+n = max(d['tps'] * $secs, 1)
+d.update(backend='postgres', op='ceiling_${c:0:1}', run=$r, pg_cpu_us=round($dp * 1e6 / $(getconf CLK_TCK) / n, 1))
+print(json.dumps(d))" >>"$results"
     done
     echo "   ceiling $c: $(tail -1 "$results")"
   done
+  # (f) wrote events of its own into the tenant's feed: not scimd's.
+  psql "$url" -qAtc "TRUNCATE events" >/dev/null
   echo "== scimd on PostgreSQL (wrk)"
   for op in $ops; do run_wrk postgres "$op"; done
+  metric_costs postgres "$url"
   event_costs postgres "$url"
   stop_scimd postgres
   psql "$admin_url" -qAtc "DROP DATABASE $db WITH (FORCE)" >/dev/null
@@ -175,7 +254,7 @@ if [[ " $BACKENDS " == *" sqlite "* ]]; then
   file="$work/bench.db"
   rm -f "$file"*
   echo "== SQLite: seeding $N users"
-  start_scimd "sqlite://$file"
+  start_scimd "sqlite://$file?synchronous=${BENCH_SQLITE_SYNCHRONOUS:-full}"
   tenant="$(sqlite3 "$file" "SELECT tenant_id FROM access_keys LIMIT 1")"
   export GROUP; GROUP="$(big_group)"
   python3 "$root/bench/seed_sqlite.py" "$file" "$tenant" "$N" "$EXTRA" "$GROUP"
@@ -184,7 +263,8 @@ if [[ " $BACKENDS " == *" sqlite "* ]]; then
     "$(sqlite3 "$file" "SELECT hex(secret) FROM deployment_secrets WHERE name = 'cursor-hmac'")")"
   echo "== scimd on SQLite (wrk)"
   for op in $ops; do run_wrk sqlite "$op"; done
-  event_costs sqlite "sqlite://$file"
+  metric_costs sqlite "sqlite://$file?synchronous=${BENCH_SQLITE_SYNCHRONOUS:-full}"
+  event_costs sqlite "sqlite://$file?synchronous=${BENCH_SQLITE_SYNCHRONOUS:-full}"
   stop_scimd sqlite
 fi
 
