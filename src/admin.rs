@@ -337,6 +337,7 @@ pub async fn tail_events(
         limit: crate::http::events::MAX_LIMIT,
         types: Vec::new(),
         resource_id: None,
+        settle: true,
     };
     loop {
         let page = store.read_events(scope, &query).await?;

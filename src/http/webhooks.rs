@@ -69,6 +69,7 @@ async fn detailed(state: &AppState, w: &Webhook) -> Result<Value, Problem> {
                 limit: 0,
                 types: w.types.clone(),
                 resource_id: None,
+                settle: false,
             },
         )
         .await?;
@@ -132,6 +133,7 @@ pub async fn create(
                 limit: 0,
                 types: Vec::new(),
                 resource_id: None,
+                settle: true,
             },
         )
         .await?

@@ -9,9 +9,10 @@
 //!   transaction's events get is its commit order.
 //! - PostgreSQL: an event is keyed by its transaction's id (`xid8`) and a
 //!   sequence number, and read in that order, but only below the oldest
-//!   transaction still running (the snapshot's `xmin`): everything below it
-//!   has committed or never will, so nothing can appear behind a reader's
-//!   position later. Transaction ids follow the start of a transaction's
+//!   transaction of this database still running (not the snapshot's
+//!   `xmin`, which any database of the cluster holds back; see
+//!   `postgres_events.rs`): everything below it has committed or never
+//!   will, so nothing can appear behind a reader's position later. Transaction ids follow the start of a transaction's
 //!   first write, not its commit; a write that waits for a row lock may hold
 //!   an older id than the transaction it waited for. Every write whose event
 //!   could land out of a resource's version order that way checks, once it
@@ -100,6 +101,13 @@ pub struct EventQuery {
     /// Only these types (all when empty).
     pub types: Vec<EventType>,
     pub resource_id: Option<Uuid>,
+    /// A reader that may have just written: on PostgreSQL, a page that
+    /// reaches the end of the feed while transactions were running waits
+    /// for them (at most a couple of seconds) and reads again, so that it
+    /// sees what committed before it asked. A background consumer that
+    /// reads again soon anyway (webhook delivery, a long poll's later
+    /// reads) does not wait. `limit = 0` (the head) always waits.
+    pub settle: bool,
 }
 
 /// A page of events.
@@ -294,6 +302,7 @@ mod tests {
             limit: 2,
             types: Vec::new(),
             resource_id: None,
+            settle: true,
         };
         let head = Position { xid: 0, seq: 9 };
         let full = EventPage::from_rows(vec![event(2), event(3), event(4)], &q, head);

@@ -1,5 +1,6 @@
 //! Change events on PostgreSQL: reading a tenant's feed in (xid, seq) order
-//! below the oldest running transaction, and retention (see `events.rs`).
+//! below the oldest transaction of this database still running, and
+//! retention (see `events.rs`).
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -15,10 +16,29 @@ use super::{GroupRef, MemberKind, Result, StoreError, TenantScope};
 /// Rows removed per retention statement.
 const PURGE_BATCH: i64 = 10_000;
 
-/// How long a reader asking for the head waits for the transactions that
-/// were running when it asked, and how often it looks.
+/// How long a settling reader waits for the transactions of this database
+/// that were running when it asked, and how often it looks: after 2 ms first,
+/// then twice as long each time, at most 100 ms.
 const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+const SETTLE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Which running transactions may still write events, as far as a reader
+/// can tell. Events are written only in this database, but a snapshot's
+/// xmin is the oldest transaction of the whole cluster: a long one in
+/// another database (or another test's) would hold every reader back. So
+/// a reader first notes the next transaction id (`next`, from its
+/// snapshot) and then the ids of the transactions running in this
+/// database (`ours`, from `pg_stat_activity`, whose `backend_xid` every
+/// role may read, as 32-bit ids); its page then ends before the oldest
+/// transaction still running that is one of `ours` or began at or after
+/// `next`. A transaction of this database that began before `next` and is
+/// not in `ours` had ended before `ours` was read, so its events are in
+/// the page's snapshot.
+struct Running {
+    next: i64,
+    ours: Vec<i64>,
+}
 
 fn event_from_row(row: &PgRow) -> Result<StoredEvent> {
     let get = |e: sqlx::Error| StoreError::from_sqlx(e);
@@ -72,57 +92,66 @@ fn event_from_row(row: &PgRow) -> Result<StoredEvent> {
 
 impl PgStore {
     /// A page of the tenant's events after `q.after`, in (xid, seq) order,
-    /// only of transactions older than every running one.
+    /// only of transactions older than every one of this database still
+    /// running (see `Running`).
     ///
-    /// A reader at the end of the feed also gets what committed before it
-    /// asked: when the page is not full and transactions were running (in
-    /// any database of the cluster, which the snapshot's xmin cannot tell
-    /// apart), it waits for those to end, at most `SETTLE_WAIT`, and reads
-    /// again. Without this a client that reads right after its own write
-    /// may miss it until its next read; with a transaction that runs
-    /// longer, it still does, and loses nothing.
+    /// A settling reader (`q.settle`, and always for the head, `limit=0`)
+    /// also gets what committed before it asked: while a transaction of
+    /// this database that began before the request still runs (a write's
+    /// few milliseconds), it waits, at most `SETTLE_WAIT`, and reads again.
+    /// With a transaction that runs longer the page ends before it, and a
+    /// later read returns what it wrote: nothing is lost.
     pub async fn read_events(&self, scope: TenantScope, q: &EventQuery) -> Result<EventPage> {
-        if q.limit == 0 {
-            let head = self.settled_head().await?;
-            return Ok(EventPage::from_rows(Vec::new(), q, head));
+        let settle = q.settle || q.limit == 0;
+        let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
+        let mut poll = SETTLE_POLL;
+        let mut asked = None;
+        loop {
+            let running = self.running().await?;
+            // Every transaction below this had begun when the reader asked.
+            let asked = *asked.get_or_insert(running.next);
+            let (found, head) = self.read_page(scope, q, &running).await?;
+            let now = tokio::time::Instant::now();
+            if !settle || found.len() as u64 > q.limit || head.xid + 1 >= asked || now >= deadline {
+                return Ok(EventPage::from_rows(found, q, head));
+            }
+            tokio::time::sleep(poll.min(deadline - now)).await;
+            poll = (poll * 2).min(SETTLE_POLL_MAX);
         }
-        let (found, head, next) = self.read_page(scope, q).await?;
-        if found.len() as u64 > q.limit || head.xid + 1 >= next {
-            return Ok(EventPage::from_rows(found, q, head));
-        }
-        if self.settle(next).await? <= head.xid + 1 {
-            return Ok(EventPage::from_rows(found, q, head));
-        }
-        let (found, head, _) = self.read_page(scope, q).await?;
-        Ok(EventPage::from_rows(found, q, head))
     }
 
-    /// Up to `q.limit + 1` events after `q.after` below the snapshot's
-    /// xmin, the head that bound gives, and the snapshot's xmax (the next
-    /// transaction id). One statement: the bound and the events come from
-    /// the same snapshot. (The order names the table's columns: an output
-    /// alias `xid` would make it sort a computed value, and scan the whole
-    /// feed, instead of reading the primary key's range.)
+    /// Up to `q.limit + 1` events after `q.after` below the head, and the
+    /// head: the oldest transaction, in this snapshot, that may still
+    /// write events (one of `running.ours`, or one that began after
+    /// `running` looked), else the snapshot's xmax. One statement: the
+    /// head and the events come from the same snapshot. (The order names
+    /// the table's columns: an output alias `xid` would make it sort a
+    /// computed value, and scan the whole feed, instead of reading the
+    /// primary key's range.)
     async fn read_page(
         &self,
         scope: TenantScope,
         q: &EventQuery,
-    ) -> Result<(Vec<StoredEvent>, Position, i64)> {
+        running: &Running,
+    ) -> Result<(Vec<StoredEvent>, Position)> {
         let types: Option<Vec<&str>> =
             (!q.types.is_empty()).then(|| q.types.iter().map(|t| t.as_str()).collect());
         let limit = i64::try_from(q.limit.saturating_add(1)).unwrap_or(i64::MAX);
         let rows = self
             .on(async |c| {
                 sqlx::query(
-                    "WITH h AS (SELECT pg_snapshot_xmin(s) AS xmin, pg_snapshot_xmax(s) AS xmax \
-                       FROM pg_current_snapshot() s) \
-                     SELECT h.xmin::text::bigint AS head, h.xmax::text::bigint AS next, e.* \
+                    "WITH s AS (SELECT pg_current_snapshot() AS s), \
+                     h AS (SELECT coalesce( \
+                       (SELECT min(x) FROM pg_snapshot_xip(s.s) x \
+                        WHERE x::text::bigint >= $7 OR x::text::bigint % 4294967296 = ANY($8)), \
+                       pg_snapshot_xmax(s.s)) AS head FROM s) \
+                     SELECT h.head::text::bigint AS head, e.* \
                      FROM h LEFT JOIN LATERAL ( \
                        SELECT xid::text::bigint AS position_xid, seq, id, type, occurred_at, resource_type, \
                        resource_id, version, actor, changed, created_at, modified_at, data, \
                        groups::text AS groups, member_id, member_type FROM events \
                        WHERE tenant_id = $1 AND (xid, seq) > ($2::bigint::text::xid8, $3) \
-                       AND xid < h.xmin \
+                       AND xid < h.head \
                        AND ($4::text[] IS NULL OR type = ANY($4)) \
                        AND ($5::uuid IS NULL OR resource_id = $5) \
                        ORDER BY events.xid, events.seq LIMIT $6) e ON true",
@@ -130,20 +159,19 @@ impl PgStore {
                 .bind(scope.tenant_id())
                 .bind(q.after.xid)
                 .bind(q.after.seq)
-                .bind(types)
+                .bind(types.as_deref())
                 .bind(q.resource_id)
                 .bind(limit)
+                .bind(running.next)
+                .bind(&running.ours)
                 .fetch_all(c)
                 .await
             })
             .await?;
         let get = |e: sqlx::Error| StoreError::from_sqlx(e);
-        let (head_xmin, next): (i64, i64) = match rows.first() {
-            Some(row) => (
-                row.try_get("head").map_err(get)?,
-                row.try_get("next").map_err(get)?,
-            ),
-            None => (0, 0),
+        let head: i64 = match rows.first() {
+            Some(row) => row.try_get("head").map_err(get)?,
+            None => 0,
         };
         let mut found = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -151,65 +179,29 @@ impl PgStore {
                 found.push(event_from_row(row)?);
             }
         }
-        // Every transaction below the snapshot's xmin has ended.
+        // Every transaction below the head has ended.
         let head = Position {
-            xid: head_xmin - 1,
+            xid: head - 1,
             seq: i64::MAX,
         };
-        Ok((found, head, next))
+        Ok((found, head))
     }
 
-    /// The head for a reader starting now (`limit=0`, a new webhook): the
-    /// position after every transaction that had begun when it asked, so
-    /// that events committed before the request are at or below it and
-    /// none committed after it is. A read's own head (the snapshot's xmin)
-    /// is behind any transaction still running, in any database of the
-    /// cluster, and would hand out events from before the request; so this
-    /// waits until those transactions have ended (a write's few
-    /// milliseconds). If one runs longer than `SETTLE_WAIT` (some other
-    /// client's long transaction), the head stays behind it: events from
-    /// just before may then come again, never be missed.
-    async fn settled_head(&self) -> Result<Position> {
-        let (_, next) = self.snapshot_bounds().await?;
-        let oldest = self.settle(next).await?;
-        // Every transaction below `oldest` has ended.
-        Ok(Position {
-            xid: oldest.min(next) - 1,
-            seq: i64::MAX,
-        })
-    }
-
-    /// Waits, at most `SETTLE_WAIT`, until every transaction below `target`
-    /// has ended; returns the oldest one still running (or the next id).
-    async fn settle(&self, target: i64) -> Result<i64> {
-        let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
-        loop {
-            let (oldest, _) = self.snapshot_bounds().await?;
-            if oldest >= target || tokio::time::Instant::now() >= deadline {
-                return Ok(oldest);
-            }
-            tokio::time::sleep(SETTLE_POLL).await;
-        }
-    }
-
-    /// The current snapshot's xmin (the oldest running transaction, or the
-    /// next id when none runs) and xmax (the next transaction id).
-    async fn snapshot_bounds(&self) -> Result<(i64, i64)> {
-        let row = self
+    /// The transactions of this database running now, for `read_page`.
+    async fn running(&self) -> Result<Running> {
+        let (next, ours): (i64, Vec<i64>) = self
             .on(async |c| {
-                sqlx::query(
-                    "SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, \
-                     pg_snapshot_xmax(s)::text::bigint AS xmax FROM pg_current_snapshot() s",
+                sqlx::query_as(
+                    "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint, \
+                     coalesce(array_agg(backend_xid::text::bigint), '{}') \
+                     FROM pg_stat_activity \
+                     WHERE datname = current_database() AND backend_xid IS NOT NULL",
                 )
                 .fetch_one(c)
                 .await
             })
             .await?;
-        let get = |e: sqlx::Error| StoreError::from_sqlx(e);
-        Ok((
-            row.try_get("xmin").map_err(get)?,
-            row.try_get("xmax").map_err(get)?,
-        ))
+        Ok(Running { next, ours })
     }
 
     /// The last event retention removed from the tenant's feed.

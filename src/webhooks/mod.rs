@@ -167,6 +167,9 @@ impl Deliverer {
             limit: PAGE,
             types: hook.types.clone(),
             resource_id: None,
+            // Delivery reads again within `IDLE_POLL`: waiting here for
+            // other transactions of a busy cluster would only hold the run.
+            settle: false,
         };
         // Where the subscription stands as stored, and when that was
         // recorded (which renewed the lease).

@@ -519,6 +519,31 @@ both_backends! {
         assert_eq!(names, ["after"], "the head is past `before`, before `after`");
     }
 
+    async fn a_long_transaction_in_another_database_holds_no_reader_back(app) {
+        // On PostgreSQL every database of the cluster shares transaction
+        // ids, and the snapshot's xmin is held back by any of them; only
+        // this database's transactions can write its events.
+        let elsewhere = match app.backend {
+            crate::helpers::Backend::Postgres => {
+                use sqlx::Connection;
+                let url = crate::helpers::pg_admin_url().await.unwrap();
+                let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::raw_sql("BEGIN; SELECT pg_current_xact_id()").execute(&mut c).await.unwrap();
+                Some(c)
+            }
+            crate::helpers::Backend::Sqlite => None,
+        };
+        let cursor = head(&app).await;
+        app.create_user(json!({"userName": "now"})).await;
+        let (_, body) = events(&app, &format!("after={cursor}")).await;
+        let names: Vec<&str> = body["events"].as_array().unwrap().iter()
+            .map(|e| e["data"]["userName"].as_str().unwrap()).collect();
+        assert_eq!(names, ["now"], "not held back by a transaction that cannot write events");
+        if let Some(mut c) = elsewhere {
+            sqlx::raw_sql("ROLLBACK").execute(&mut c).await.unwrap();
+        }
+    }
+
     async fn with_events_off_writes_record_none(app) {
         let settings = HttpSettings { events: false, ..HttpSettings::default() };
         let off = app.respawn(settings).await;
