@@ -17,8 +17,7 @@ use super::query::{Bind, Dialect, ListQuery, list_sql};
 use crate::scim::schema::USER_RESOURCE;
 use sqlx::AssertSqlSafe;
 
-use super::events::{NewEvent, UserEvent};
-use super::sqlite_groups::insert_events;
+use super::events::UserEvent;
 use crate::events::{Actor, EventType};
 
 use super::{
@@ -104,6 +103,19 @@ macro_rules! groups_of {
     };
 }
 pub(super) use groups_of;
+
+/// A user write's event, for the `users` triggers to record with the row
+/// as written (see the migration `…12_user_event_triggers.sql`).
+fn pending_event(kind: EventType, actor: &Actor, changed: &[String]) -> String {
+    let mut event = Map::new();
+    event.insert("id".into(), Uuid::now_v7().to_string().into());
+    event.insert("type".into(), kind.as_str().into());
+    event.insert("actor".into(), actor.to_json());
+    if kind.has_changes() {
+        event.insert("changed".into(), changed.into());
+    }
+    Value::Object(event).to_string()
+}
 
 fn user_from_row(row: &SqliteRow) -> Result<StoredUser> {
     let doc: String = get(row, "doc")?;
@@ -495,10 +507,11 @@ impl SqliteStore {
             doc: w.doc.clone(),
             groups: Vec::new(),
         };
-        self.write(actor.is_some(), async |c| {
+        let event = actor.map(|a| pending_event(EventType::UserCreated, a, &[]));
+        self.write_statement(actor.is_some(), async |c| {
             sqlx::query(
-                "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc, display_name_lower) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9, $10)",
+                "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc, display_name_lower, pending_event) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9, $10, $11)",
             )
             .bind(scope.tenant_id().to_string())
             .bind(id.to_string())
@@ -510,17 +523,35 @@ impl SqliteStore {
             .bind(millis(at))
             .bind(doc_text(&w.doc))
             .bind(&w.display_name_lower)
+            .bind(&event)
             .execute(&mut *c)
             .await
             .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
-            if let Some(actor) = actor {
-                let event = NewEvent::user(EventType::UserCreated, &user, Vec::new());
-                insert_events(c, &scope.tenant_id().to_string(), &actor.to_json(), &[event]).await?;
-            }
             Ok(())
         })
         .await?;
         Ok(user)
+    }
+
+    /// Runs a write that is one autocommit statement in this process's
+    /// turn; `records_events` when the statement records events itself
+    /// (the `users` triggers), to wake the readers that wait for them.
+    pub(super) async fn write_statement<T>(
+        &self,
+        records_events: bool,
+        work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T>,
+    ) -> Result<T> {
+        let _turn = self.writer().await;
+        let start = std::time::Instant::now();
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
+        if let Some(m) = crate::metrics::get() {
+            m.db_acquired(start.elapsed());
+        }
+        let out = work(&mut conn).await?;
+        if records_events {
+            self.notify.notify_waiters();
+        }
+        Ok(out)
     }
 
     /// Runs a write in this process's turn: as the one autocommit statement
@@ -531,15 +562,10 @@ impl SqliteStore {
         recorded: bool,
         work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T>,
     ) -> Result<T> {
-        let _turn = self.writer().await;
         if !recorded {
-            let start = std::time::Instant::now();
-            let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
-            if let Some(m) = crate::metrics::get() {
-                m.db_acquired(start.elapsed());
-            }
-            return work(&mut conn).await;
+            return self.write_statement(false, work).await;
         }
+        let _turn = self.writer().await;
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -655,10 +681,12 @@ impl SqliteStore {
         event: Option<UserEvent<'_>>,
     ) -> Result<Option<WrittenUser>> {
         let doc = doc_text(&w.doc);
-        self.write(event.is_some(), async |c| {
+        let pending = event.map(|e| pending_event(e.change.kind, e.actor, &e.change.changed));
+        self.write_statement(event.is_some(), async |c| {
             let row = sqlx::query(concat!(
                 "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
-                 display_name = $7, doc = $8, version = version + 1, modified_at = $9, display_name_lower = $11 \
+                 display_name = $7, doc = $8, version = version + 1, modified_at = $9, display_name_lower = $11, \
+                 pending_event = $12 \
                  WHERE tenant_id = $1 AND id = $2 AND ($10 IS NULL OR version = $10) AND doc IS NOT $8 \
                  RETURNING id, version, created_at, modified_at, ",
                 groups_of!("users")
@@ -674,17 +702,11 @@ impl SqliteStore {
             .bind(millis(now()))
             .bind(if_version)
             .bind(&w.display_name_lower)
+            .bind(&pending)
             .fetch_optional(&mut *c)
             .await
             .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
-            let user = row.as_ref().map(|row| user_with(row, ())).transpose()?;
-            if let (Some(user), Some(e)) = (&user, event) {
-                // The written document, borrowed: the event copies it once.
-                let user = user.clone().with_doc(&w.doc);
-                let event = NewEvent::user(e.change.kind, &user, e.change.changed.clone());
-                insert_events(c, &scope.tenant_id().to_string(), &e.actor.to_json(), &[event]).await?;
-            }
-            Ok(user)
+            row.as_ref().map(|row| user_with(row, ())).transpose()
         })
         .await
     }
