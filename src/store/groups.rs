@@ -149,7 +149,7 @@ pub(super) trait GroupTx: Send {
     ) -> impl Future<Output = Result<()>> + Send;
     /// Writes the group's columns and document and moves its version;
     /// records `events` (when [`GroupTx::records_events`]) in the same
-    /// statement where the backend can, each at the group's new version.
+    /// statement, each at the group's new version.
     fn update_group(
         &mut self,
         id: Uuid,

@@ -105,7 +105,7 @@ macro_rules! groups_of {
 pub(super) use groups_of;
 
 /// A user write's event, for the `users` triggers to record with the row
-/// as written (see the migration `…12_user_event_triggers.sql`).
+/// as written (see the migration `…12_event_triggers.sql`).
 fn pending_event(kind: EventType, actor: &Actor, changed: &[String]) -> String {
     let mut event = Map::new();
     event.insert("id".into(), Uuid::now_v7().to_string().into());

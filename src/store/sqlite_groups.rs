@@ -121,9 +121,15 @@ impl GroupTx for SqliteGroupTx {
         at: DateTime<Utc>,
         events: &[NewEvent],
     ) -> Result<StoredGroup> {
+        // The events go with the update, for its trigger to record (see
+        // the migration `…12_event_triggers.sql`).
+        let pending = match &self.actor {
+            Some(actor) if !events.is_empty() => Some(pending_events(actor, events)),
+            _ => None,
+        };
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE groups SET display_name = $3, display_name_lower = $4, external_id = $5, doc = $6, \
-             version = version + 1, modified_at = $7 WHERE tenant_id = $1 AND id = $2 \
+             version = version + 1, modified_at = $7, pending_events = $8 WHERE tenant_id = $1 AND id = $2 \
              RETURNING {GROUP_COLUMNS}"
         )))
         .bind(&self.tenant)
@@ -133,22 +139,11 @@ impl GroupTx for SqliteGroupTx {
         .bind(&w.external_id)
         .bind(doc_text(&w.doc))
         .bind(millis(at))
+        .bind(pending)
         .fetch_one(&mut *self.tx)
         .await
         .map_err(StoreError::from_sqlx)?;
-        let group = group_from_row(&row)?;
-        if !events.is_empty() {
-            let at_version: Vec<NewEvent> = events
-                .iter()
-                .cloned()
-                .map(|e| NewEvent {
-                    version: group.version,
-                    ..e
-                })
-                .collect();
-            self.insert_events(&at_version).await?;
-        }
-        Ok(group)
+        group_from_row(&row)
     }
 
     async fn put_members(
@@ -483,6 +478,28 @@ impl SqliteStore {
 
 /// Inserts `events` as one statement: one event with its values bound,
 /// more as rows of a JSON array.
+/// A group update's events, for the `groups` trigger to record with the
+/// group as written (its version, times and document).
+fn pending_events(actor: &Value, events: &[NewEvent]) -> String {
+    let rows: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let mut row = Map::new();
+            row.insert("id".into(), Uuid::now_v7().to_string().into());
+            row.insert("type".into(), e.kind.as_str().into());
+            if e.kind.has_changes() {
+                row.insert("changed".into(), e.changed.clone().into());
+            }
+            if let Some((id, kind)) = e.member {
+                row.insert("member_id".into(), id.to_string().into());
+                row.insert("member_type".into(), kind.as_str().into());
+            }
+            Value::Object(row)
+        })
+        .collect();
+    json!({"actor": actor, "events": rows}).to_string()
+}
+
 pub(super) async fn insert_events(
     conn: &mut sqlx::SqliteConnection,
     tenant: &str,
