@@ -66,8 +66,10 @@ start_scimd() { # url [events: true|false] [metrics port] [request log: off|erro
   for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "scimd did not start" >&2; cat "$work/scimd.log" >&2; exit 1
 }
+# scimd's peak resident memory so far (VmHWM), in KiB.
+hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$pid/status"; }
 stop_scimd() { # backend
-  local kib; kib="$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")"
+  local kib; kib="$(hwm_kib)"
   echo "{\"backend\": \"$1\", \"op\": \"rss\", \"kib\": $kib}" >>"$results"
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
 }
@@ -114,7 +116,7 @@ import json, sys
 d = json.load(sys.stdin)
 n = max(d['rps'] * $secs, 1)
 tick_us = 1e6 / $(getconf CLK_TCK)
-d.update(backend='$1', op='$label', run=$3, scimd_cpu_us=round($ds * tick_us / n, 1))
+d.update(backend='$1', op='$label', run=$3, scimd_cpu_us=round($ds * tick_us / n, 1), scimd_hwm_kib=$(hwm_kib))
 if '$1' == 'postgres':
     d['pg_cpu_us'] = round($dp * tick_us / n, 1)
 print(json.dumps(d))" >>"$results"
