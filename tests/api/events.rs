@@ -61,8 +61,8 @@ async fn after(app: &TestApp, cursor: &str, n: usize) -> (Vec<Value>, String) {
 
 /// The `n` events after `cursor` (from the start without one), following
 /// `nextCursor`. On PostgreSQL an event becomes readable once every
-/// transaction that started writing before it has ended, in any database of
-/// the cluster (other tests run beside this one): long polls wait for that.
+/// transaction of its database that started writing before it has ended:
+/// long polls wait for that.
 async fn read_from(app: &TestApp, cursor: Option<&str>, n: usize) -> (Vec<Value>, String) {
     let mut out = Vec::new();
     let mut cursor = cursor.map(str::to_owned);
