@@ -568,7 +568,8 @@ impl PgStore {
         let page = async {
             self.on(async |c| {
                 bind_all(
-                    sqlx::query(AssertSqlSafe(sql.page.text.clone())),
+                    sqlx::query(AssertSqlSafe(sql.page.text.clone()))
+                        .persistent(sql.page_persistent),
                     &sql.page.binds,
                 )
                 .fetch_all(c)

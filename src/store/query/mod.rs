@@ -82,6 +82,13 @@ pub enum Keyset {
 pub struct ListSql {
     pub count: Sql,
     pub page: Sql,
+    /// Whether the page statement is worth keeping prepared. Not when it
+    /// names an offset: clients vary `startIndex`, and each value would be
+    /// a statement of its own in every pooled connection's cache (and, on
+    /// PostgreSQL, the server's), a hundred of them per connection: on
+    /// SQLite that held some 5 MiB per connection of a million users' index
+    /// pages.
+    pub page_persistent: bool,
 }
 
 /// Builds `SELECT count(*)` and the page `SELECT` for `q` in tenant `scope`,
@@ -180,5 +187,9 @@ pub fn list_sql(
     } else {
         format!("SELECT {columns} {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}")
     };
-    Ok(ListSql { count, page })
+    Ok(ListSql {
+        count,
+        page,
+        page_persistent: offset == 0,
+    })
 }
