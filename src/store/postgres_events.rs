@@ -179,7 +179,7 @@ impl PgStore {
                 found.push(event_from_row(row)?);
             }
         }
-        // Every transaction below the head has ended.
+        // Every transaction below the head that can write events has ended.
         let head = Position {
             xid: head - 1,
             seq: i64::MAX,
