@@ -104,16 +104,23 @@ macro_rules! groups_of {
 }
 pub(super) use groups_of;
 
-/// A user write's event, for the `users` triggers to record with the row
-/// as written (see the migration `…12_event_triggers.sql`).
-fn pending_event(kind: EventType, actor: &Actor, changed: &[String]) -> String {
+/// One event a write hands to its table's trigger, which adds what the
+/// row as written knows (see the migration `…12_event_triggers.sql`): a
+/// new id, the type, and what changed where the type has it.
+pub(super) fn pending_row(kind: EventType, changed: &[String]) -> Map<String, Value> {
     let mut event = Map::new();
     event.insert("id".into(), Uuid::now_v7().to_string().into());
     event.insert("type".into(), kind.as_str().into());
-    event.insert("actor".into(), actor.to_json());
     if kind.has_changes() {
         event.insert("changed".into(), changed.into());
     }
+    event
+}
+
+/// A user write's event, for the `users` triggers: one row with its actor.
+fn pending_event(kind: EventType, actor: &Actor, changed: &[String]) -> String {
+    let mut event = pending_row(kind, changed);
+    event.insert("actor".into(), actor.to_json());
     Value::Object(event).to_string()
 }
 

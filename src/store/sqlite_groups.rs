@@ -17,7 +17,7 @@ use super::events::{self, NewEvent};
 use super::groups::{self, GroupTx};
 use super::now;
 use super::query::ListQuery;
-use super::sqlite::{SqliteStore, doc_text, from_millis, get, millis, parse_uuid};
+use super::sqlite::{SqliteStore, doc_text, from_millis, get, millis, parse_uuid, pending_row};
 use super::{
     GroupWrite, GroupWritten, Member, MemberKind, MemberPage, ModifyError, Result, StoreError,
     StoredGroup, TenantScope,
@@ -484,12 +484,7 @@ fn pending_events(actor: &Value, events: &[NewEvent]) -> String {
     let rows: Vec<Value> = events
         .iter()
         .map(|e| {
-            let mut row = Map::new();
-            row.insert("id".into(), Uuid::now_v7().to_string().into());
-            row.insert("type".into(), e.kind.as_str().into());
-            if e.kind.has_changes() {
-                row.insert("changed".into(), e.changed.clone().into());
-            }
+            let mut row = pending_row(e.kind, &e.changed);
             if let Some((id, kind)) = e.member {
                 row.insert("member_id".into(), id.to_string().into());
                 row.insert("member_type".into(), kind.as_str().into());
