@@ -17,7 +17,9 @@
 # SCIMD_REQUEST_LOG for the main tables (to compare with a binary that had
 # neither); BENCH_OUT (BENCHMARKS.md) is where the table goes; SCIMD_BIN
 # runs that binary instead of building this checkout (old against new);
-# BENCH_SQLITE_SYNCHRONOUS (full) is the SQLite URL's `synchronous`.
+# BENCH_SQLITE_SYNCHRONOUS (full) is the SQLite URL's `synchronous`;
+# BENCH_PERF (unset) profiles each operation once more under perf;
+# BENCH_METRICS=true turns the metrics listener on for the main tables.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -51,6 +53,10 @@ json.dump({"op": "meta", "date": datetime.datetime.now(datetime.timezone.utc).st
 open(sys.argv[1], "a").write("\n")
 PY
 
+# BENCH_METRICS=true: the main tables' scimd serves metrics too (a
+# listener of its own; every request is counted and timed).
+main_metrics_port=""
+[ "${BENCH_METRICS:-}" = true ] && main_metrics_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; }
 trap cleanup EXIT
@@ -58,7 +64,8 @@ trap cleanup EXIT
 start_scimd() { # url [events: true|false] [metrics port] [request log: off|errors|all]
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   local metrics=("SCIMD_REQUEST_LOG=${4:-${BENCH_REQUEST_LOG:-errors}}")
-  [ -n "${3:-}" ] && metrics+=("SCIMD_METRICS_BIND=127.0.0.1:$3")
+  local mport="${3-$main_metrics_port}"
+  [ -n "$mport" ] && metrics+=("SCIMD_METRICS_BIND=127.0.0.1:$mport")
   DATABASE_URL="$1" SCIMD_BIND="127.0.0.1:$port" SCIMD_BOOTSTRAP_TOKEN="$TOKEN" SCIMD_DB_POOL_SIZE=16 RUST_LOG=warn \
     SCIMD_EVENTS="${2:-${BENCH_EVENTS:-true}}" SCIMD_WEBHOOK_ALLOW_PRIVATE=true env "${metrics[@]}" \
     "$bin" serve >"$work/scimd.log" 2>&1 &
@@ -124,6 +131,29 @@ print(json.dumps(d))" >>"$results"
 run_wrk() { # backend op
   for r in $(seq 1 "$RUNS"); do wrk_once "$1" "$2" "$r"; done
   echo "   $1 $2: $(tail -1 "$results")"
+  [ -z "${BENCH_PERF:-}" ] || profile_op "$1" "$2"
+}
+# With BENCH_PERF set: one more run of the operation, not measured, under
+# `perf record -a -g` (the whole machine: wrk, scimd and PostgreSQL), and
+# the profile's shares by thread and its top frames in
+# $work/perf-BACKEND-OP.txt (issue 17: where each request's CPU goes).
+profile_op() { # backend op
+  local data="$work/perf-$1-$2.data" w
+  settle "$1"
+  wrk -t2 -c"$CONNS" -d"$DURATION" -s "$root/bench/lua/$2.lua" "http://127.0.0.1:$port" >/dev/null & w=$!
+  sleep 1
+  perf record -a -g -F 999 -o "$data" -- sleep $((secs - 2)) 2>/dev/null || true
+  wait "$w" || true
+  {
+    echo "# $1 $2: share of all samples by thread name"
+    perf report -i "$data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -15 || true
+    echo "# share by thread name and object (kernel, scimd's code, libc, PostgreSQL)"
+    perf report -i "$data" --no-children --sort comm,dso --stdio -g none --percent-limit 0.5 2>/dev/null | grep -v '^#' | grep -v '^$' | head -20 || true
+    echo "# top frames (self), by thread name and object"
+    perf report -i "$data" --no-children --sort comm,dso,sym --stdio -g none --percent-limit 0.4 2>/dev/null | grep -v '^#' | grep -v '^$' | head -60 || true
+  } >"$work/perf-$1-$2.txt"
+  rm -f "$data"
+  echo "   $1 $2 profile: $work/perf-$1-$2.txt"
 }
 # What change events cost: each of EVENT_OPS run by a scimd with events on
 # (label OP+events) and one with them off (OP-events), alternated, RUNS
@@ -229,16 +259,18 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
     for r in $(seq 1 "$RUNS"); do
       settle postgres
       p0="$(pg_ticks)"
-      "$pgbench" -n -M prepared -c "$CONNS" -j 2 -T "$secs" -f "$root/bench/pgbench/$c.sql" -D t="$tenant" -D n="$N" -D extra="$EXTRA" -D g="$GROUP" "$url" \
+      rm -f "$work/pglog-$c-$r".*
+      "$pgbench" -n -M prepared -c "$CONNS" -j 2 -T "$secs" -l --sampling-rate=0.2 --log-prefix="$work/pglog-$c-$r" -f "$root/bench/pgbench/$c.sql" -D t="$tenant" -D n="$N" -D extra="$EXTRA" -D g="$GROUP" "$url" \
         >"$work/pgbench-$c-$r.txt" 2>&1
       dp=$(( $(pg_ticks) - p0 ))
-      python3 "$root/bench/report.py" pgbench "$work/pgbench-$c-$r.txt" |
+      python3 "$root/bench/report.py" pgbench "$work/pgbench-$c-$r.txt" "$work/pglog-$c-$r" |
         python3 -c "
 import json, sys
 d = json.load(sys.stdin)
 n = max(d['tps'] * $secs, 1)
 d.update(backend='postgres', op='ceiling_${c:0:1}', run=$r, pg_cpu_us=round($dp * 1e6 / $(getconf CLK_TCK) / n, 1))
 print(json.dumps(d))" >>"$results"
+      rm -f "$work/pglog-$c-$r".*
     done
     echo "   ceiling $c: $(tail -1 "$results")"
   done
