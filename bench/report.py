@@ -4,6 +4,8 @@
   report.py pgbench FILE [LOG_PREFIX]
                               -> one JSON line: tps, mean latency ms (and
                                  p50/p99 ms from pgbench's -l log files)
+  report.py ab RESULTS        -> old against new, alternated: a Markdown table
+                                 (rows tagged side: base|new and round)
   report.py render RESULTS    -> Markdown on stdout (RESULTS: JSON lines with
                                  backend, op, run and the parsed fields)
 """
@@ -53,7 +55,7 @@ def parse_pgbench(path, log_prefix=None):
 OPS = [
     ("patch", "PATCH (Entra's two replaces)", "a", 0.8),
     ("put", "PUT", "a", 0.8),
-    ("get_filter", "GET ?filter=userName eq", "c", 0.4),
+    ("get_filter", "GET ?filter=userName eq", "cg", 0.4),
     ("get_id", "GET /Users/{id}", "c", None),
     ("post", "POST", "d", 0.9),
     ("group_add", "Group member add/remove", "ae", None),
@@ -69,6 +71,7 @@ CEILINGS = {
     "d": "(d) INSERT of one document",
     "e": "(e) one group's row: SELECT … FOR UPDATE + add or remove one member + version + 1 + COMMIT",
     "f": "(f) (b) with its change event (the document after the change) in the same statement",
+    "g": "(g) scimd's GET-by-filter statement: (c) with the user's groups, ORDER BY and LIMIT",
 }
 
 
@@ -174,11 +177,60 @@ def render(path):
     print("\n".join(out))
 
 
+def render_ab(path):
+    """Old binary against new, alternated (rows tagged `side`: base or new,
+    and `round`, one bench/run.sh invocation each): per operation, each
+    invocation's median ratio to its own ceiling, the CPU scimd and
+    PostgreSQL spent per request, and p99."""
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    rounds = sorted({(r["round"], r["side"]) for r in rows if "round" in r})
+    by = {}
+    for r in rows:
+        by.setdefault((r.get("round"), r.get("backend"), r.get("op")), []).append(r)
+    head = " | ".join(f"{rd} {side}" for rd, side in rounds)
+    out = [f"| operation | measure | {head} | base median | new median |",
+           "|---|---|" + "---|" * (len(rounds) + 2)]
+    for op, label, ceiling, _ in OPS:
+        if not any(k[2] == op for k in by):
+            continue
+        measures = []
+        for key in ceiling or "":
+            measures.append((f"× ({key})", lambda rs, rd, key=key: median(rs, "rps") / median(by[(rd, "postgres", f"ceiling_{key}")], "tps")
+                             if (rd, "postgres", f"ceiling_{key}") in by else None, "{:.2f}"))
+        measures += [("req/s", lambda rs, rd: median(rs, "rps"), "{:,.0f}"),
+                     ("scimd CPU µs", lambda rs, rd: median(rs, "scimd_cpu_us"), "{:.0f}"),
+                     ("PostgreSQL CPU µs", lambda rs, rd: median(rs, "pg_cpu_us"), "{:.0f}"),
+                     ("p99 ms", lambda rs, rd: median(rs, "p99_ms"), "{:.1f}")]
+        for name, f, fmt in measures:
+            cells, sides = [], {"base": [], "new": []}
+            for rd, side in rounds:
+                rs = by.get((rd, "postgres", op))
+                v = f(rs, rd) if rs and all(("scimd_cpu_us" in r) or "CPU" not in name for r in rs) else None
+                cells.append(fmt.format(v) if v is not None else "")
+                if v is not None:
+                    sides[side].append(v)
+            if not any(cells):
+                continue
+            meds = [fmt.format(statistics.median(sides[s])) if sides[s] else "" for s in ("base", "new")]
+            out.append(f"| {label} | {name} | {' | '.join(cells)} | {' | '.join(meds)} |")
+    for key in CEILINGS:
+        cells = []
+        for rd, side in rounds:
+            c = by.get((rd, "postgres", f"ceiling_{key}"))
+            cells.append(f"{median(c, 'tps'):,.0f} tps, p99 {median(c, 'p99_ms'):.1f} ms" if c and all("p99_ms" in x for x in c)
+                         else (f"{median(c, 'tps'):,.0f} tps" if c else ""))
+        if any(cells):
+            out.append(f"| ceiling ({key}) | PostgreSQL alone | {' | '.join(cells)} | | |")
+    print("\n".join(out))
+
+
 if __name__ == "__main__":
     cmd, arg = sys.argv[1], sys.argv[2]
     if cmd == "wrk":
         print(json.dumps(parse_wrk(arg)))
     elif cmd == "pgbench":
         print(json.dumps(parse_pgbench(arg, sys.argv[3] if len(sys.argv) > 3 else None)))
+    elif cmd == "ab":
+        render_ab(arg)
     else:
         render(arg)

@@ -32,6 +32,9 @@ export LUA_DIR="$root/bench/lua" N
 for tool in wrk sqlite3; do
   command -v "$tool" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null; }
 done
+if [ -n "${BENCH_PERF:-}" ] && ! command -v perf >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
+fi
 pgbench="$(pg_config --bindir)/pgbench"
 if [ -n "${SCIMD_BIN:-}" ]; then
   bin="$SCIMD_BIN" # another build, for old-against-new runs
@@ -153,6 +156,19 @@ profile_op() { # backend op
     perf report -i "$data" --no-children --sort comm,dso,sym --stdio -g none --percent-limit 0.4 2>/dev/null | grep -v '^#' | grep -v '^$' | head -60 || true
   } >"$work/perf-$1-$2.txt"
   rm -f "$data"
+  # Where scimd's own time goes, by function and everything it calls:
+  # scimd alone, with DWARF call chains (a release build keeps no frame
+  # pointers), at a lower rate to keep the data small.
+  settle "$1"
+  wrk -t2 -c"$CONNS" -d"$DURATION" -s "$root/bench/lua/$2.lua" "http://127.0.0.1:$port" >/dev/null & w=$!
+  sleep 1
+  perf record -p "$pid" --call-graph dwarf,16384 -F 199 -o "$data" -- sleep 4 2>/dev/null || true
+  wait "$w" || true
+  {
+    echo "# $1 $2: scimd's samples by function, with what it calls (children), above 3 %"
+    perf report -i "$data" --children --sort sym --stdio -g none --percent-limit 3 2>/dev/null | grep -v '^#' | grep -v '^$' | head -80 || true
+  } >>"$work/perf-$1-$2.txt"
+  rm -f "$data"
   echo "   $1 $2 profile: $work/perf-$1-$2.txt"
 }
 # What change events cost: each of EVENT_OPS run by a scimd with events on
@@ -239,7 +255,7 @@ body = b"n" + uuid.UUID(sys.argv[1]).bytes
 tag = hmac.new(bytes.fromhex(sys.argv[2]), body, hashlib.sha256).digest()[:16]
 print(base64.urlsafe_b64encode(body + tag).decode().rstrip("="))' "$1" "$2"
 }
-ceilings="${CEILINGS-a_rmw b_update_returning c_point_select d_insert e_hot_group f_update_with_event}"
+ceilings="${CEILINGS-a_rmw b_update_returning c_point_select d_insert e_hot_group f_update_with_event g_scimd_get_filter}"
 
 if [[ " $BACKENDS " == *" postgres "* ]]; then
   db="scimd_bench_$$"
