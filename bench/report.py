@@ -79,6 +79,12 @@ def median(rows, key):
     return statistics.median(r[key] for r in rows)
 
 
+def median_if(rows, key):
+    """The median of `key`, or None where a row lacks it (rows from before
+    the field was recorded: pgbench's p99, the CPU per request)."""
+    return median(rows, key) if rows and all(key in r for r in rows) else None
+
+
 def paired(on, off):
     """The ratio of each run with the feature to the run without it right
     after it (the same `run`), and their median: what alternation is for,
@@ -107,7 +113,8 @@ def render(path):
     for key, label in CEILINGS.items():
         rs = by.get(("postgres", f"ceiling_{key}"))
         if rs:
-            p99 = f"{median(rs, 'p99_ms'):.2f} ms" if all("p99_ms" in r for r in rs) else ""
+            p99 = median_if(rs, "p99_ms")
+            p99 = f"{p99:.2f} ms" if p99 is not None else ""
             out.append(f"| {label} | {median(rs, 'tps'):.0f} | {median(rs, 'lat_ms'):.2f} ms | {p99} |")
     for backend, title in [("postgres", "scimd on PostgreSQL"), ("sqlite", "scimd on SQLite (absolute only)")]:
         if not any(b == backend and not o.startswith("ceiling") and o != "rss" for (b, o) in by):
@@ -128,7 +135,7 @@ def render(path):
                     continue
                 r = median(rs, "rps") / median(c, "tps")
                 ratios.append(f"{r:.2f} × ({key})")
-                if key == ceiling[0] and all("p99_ms" in x for x in c):
+                if key == ceiling[0] and median_if(c, "p99_ms") is not None:
                     # Issue 17: p99 within max(20 ms, 1.5 × PostgreSQL's own p99).
                     p99_limit = max(20.0, 1.5 * median(c, "p99_ms"))
                 if target and key == ceiling[0]:
@@ -193,19 +200,19 @@ def render_ab(path):
     for op, label, ceiling, _ in OPS:
         if not any(k[2] == op for k in by):
             continue
-        measures = []
-        for key in ceiling or "":
-            measures.append((f"× ({key})", lambda rs, rd, key=key: median(rs, "rps") / median(by[(rd, "postgres", f"ceiling_{key}")], "tps")
-                             if (rd, "postgres", f"ceiling_{key}") in by else None, "{:.2f}"))
-        measures += [("req/s", lambda rs, rd: median(rs, "rps"), "{:,.0f}"),
-                     ("scimd CPU µs", lambda rs, rd: median(rs, "scimd_cpu_us"), "{:.0f}"),
-                     ("PostgreSQL CPU µs", lambda rs, rd: median(rs, "pg_cpu_us"), "{:.0f}"),
-                     ("p99 ms", lambda rs, rd: median(rs, "p99_ms"), "{:.1f}")]
+        def ratio(rs, rd, key):
+            c = median_if(by.get((rd, "postgres", f"ceiling_{key}")), "tps")
+            return median(rs, "rps") / c if c else None
+
+        measures = [(f"× ({key})", lambda rs, rd, key=key: ratio(rs, rd, key), "{:.2f}") for key in ceiling or ""]
+        measures += [(name, lambda rs, rd, field=field: median_if(rs, field), fmt)
+                     for name, field, fmt in [("req/s", "rps", "{:,.0f}"), ("scimd CPU µs", "scimd_cpu_us", "{:.0f}"),
+                                              ("PostgreSQL CPU µs", "pg_cpu_us", "{:.0f}"), ("p99 ms", "p99_ms", "{:.1f}")]]
         for name, f, fmt in measures:
             cells, sides = [], {"base": [], "new": []}
             for rd, side in rounds:
                 rs = by.get((rd, "postgres", op))
-                v = f(rs, rd) if rs and all(("scimd_cpu_us" in r) or "CPU" not in name for r in rs) else None
+                v = f(rs, rd) if rs else None
                 cells.append(fmt.format(v) if v is not None else "")
                 if v is not None:
                     sides[side].append(v)
@@ -217,8 +224,8 @@ def render_ab(path):
         cells = []
         for rd, side in rounds:
             c = by.get((rd, "postgres", f"ceiling_{key}"))
-            cells.append(f"{median(c, 'tps'):,.0f} tps, p99 {median(c, 'p99_ms'):.1f} ms" if c and all("p99_ms" in x for x in c)
-                         else (f"{median(c, 'tps'):,.0f} tps" if c else ""))
+            p99 = median_if(c, "p99_ms")
+            cells.append("" if not c else f"{median(c, 'tps'):,.0f} tps" + (f", p99 {p99:.1f} ms" if p99 is not None else ""))
         if any(cells):
             out.append(f"| ceiling ({key}) | PostgreSQL alone | {' | '.join(cells)} | | |")
     print("\n".join(out))

@@ -56,16 +56,18 @@ json.dump({"op": "meta", "date": datetime.datetime.now(datetime.timezone.utc).st
 open(sys.argv[1], "a").write("\n")
 PY
 
+# A loopback port nothing listens on now.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # BENCH_METRICS=true: the main tables' scimd serves metrics too (a
 # listener of its own; every request is counted and timed).
 main_metrics_port=""
-[ "${BENCH_METRICS:-}" = true ] && main_metrics_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+[ "${BENCH_METRICS:-}" = true ] && main_metrics_port="$(free_port)"
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; }
 trap cleanup EXIT
 
 start_scimd() { # url [events: true|false] [metrics port] [request log: off|errors|all]
-  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  port="$(free_port)"
   local metrics=("SCIMD_REQUEST_LOG=${4:-${BENCH_REQUEST_LOG:-errors}}")
   local mport="${3-$main_metrics_port}"
   [ -n "$mport" ] && metrics+=("SCIMD_METRICS_BIND=127.0.0.1:$mport")
@@ -136,37 +138,43 @@ run_wrk() { # backend op
   echo "   $1 $2: $(tail -1 "$results")"
   [ -z "${BENCH_PERF:-}" ] || profile_op "$1" "$2"
 }
-# With BENCH_PERF set: one more run of the operation, not measured, under
-# `perf record -a -g` (the whole machine: wrk, scimd and PostgreSQL), and
-# the profile's shares by thread and its top frames in
-# $work/perf-BACKEND-OP.txt (issue 17: where each request's CPU goes).
-profile_op() { # backend op
-  local data="$work/perf-$1-$2.data" w
+# `perf record ARGS…` a second into an unmeasured wrk run of the operation,
+# from the same starting state as the measured ones.
+perf_under_load() { # backend op perf-record-args...
+  local w
   settle "$1"
   wrk -t2 -c"$CONNS" -d"$DURATION" -s "$root/bench/lua/$2.lua" "http://127.0.0.1:$port" >/dev/null & w=$!
   sleep 1
-  perf record -a -g -F 999 -o "$data" -- sleep $((secs - 2)) 2>/dev/null || true
+  perf record "${@:3}" 2>/dev/null || true
   wait "$w" || true
+}
+# The first LINES lines of `perf report` on DATA, without its comments.
+perf_lines() { # data lines report-args...
+  perf report -i "$1" "${@:3}" --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -"$2" || true
+}
+# With BENCH_PERF set: two more runs of the operation, not measured: one
+# under `perf record -a -g` (the whole machine: wrk, scimd and
+# PostgreSQL), for the shares by thread and object and the top frames;
+# one of scimd alone, for its call graph; both in
+# $work/perf-BACKEND-OP.txt (issue 17: where each request's CPU goes).
+profile_op() { # backend op
+  local data="$work/perf-$1-$2.data"
+  perf_under_load "$1" "$2" -a -g -F 999 -o "$data" -- sleep $((secs - 2))
   {
     echo "# $1 $2: share of all samples by thread name"
-    perf report -i "$data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -15 || true
+    perf_lines "$data" 15 --no-children --sort comm
     echo "# share by thread name and object (kernel, scimd's code, libc, PostgreSQL)"
-    perf report -i "$data" --no-children --sort comm,dso --stdio -g none --percent-limit 0.5 2>/dev/null | grep -v '^#' | grep -v '^$' | head -20 || true
+    perf_lines "$data" 20 --no-children --sort comm,dso --percent-limit 0.5
     echo "# top frames (self), by thread name and object"
-    perf report -i "$data" --no-children --sort comm,dso,sym --stdio -g none --percent-limit 0.4 2>/dev/null | grep -v '^#' | grep -v '^$' | head -60 || true
+    perf_lines "$data" 60 --no-children --sort comm,dso,sym --percent-limit 0.4
   } >"$work/perf-$1-$2.txt"
-  rm -f "$data"
   # Where scimd's own time goes, by function and everything it calls:
   # scimd alone, with DWARF call chains (a release build keeps no frame
   # pointers), at a lower rate to keep the data small.
-  settle "$1"
-  wrk -t2 -c"$CONNS" -d"$DURATION" -s "$root/bench/lua/$2.lua" "http://127.0.0.1:$port" >/dev/null & w=$!
-  sleep 1
-  perf record -p "$pid" --call-graph dwarf,16384 -F 199 -o "$data" -- sleep 4 2>/dev/null || true
-  wait "$w" || true
+  perf_under_load "$1" "$2" -p "$pid" --call-graph dwarf,16384 -F 199 -o "$data" -- sleep 4
   {
     echo "# $1 $2: scimd's samples by function, with what it calls (children), above 3 %"
-    perf report -i "$data" --children --sort sym --stdio -g none --percent-limit 3 2>/dev/null | grep -v '^#' | grep -v '^$' | head -80 || true
+    perf_lines "$data" 80 --children --sort sym --percent-limit 3
   } >>"$work/perf-$1-$2.txt"
   rm -f "$data"
   echo "   $1 $2 profile: $work/perf-$1-$2.txt"
@@ -182,7 +190,7 @@ event_costs() {
   # runs with events make (the receiver refuses meanwhile, so delivery
   # backs off and stays out of the measurement); then how fast they drain.
   local rport rlog hook receiver
-  rport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  rport="$(free_port)"
   rlog="$work/webhook-$1.log"; : >"$rlog"; touch "$rlog.refuse"
   python3 "$root/bench/webhook_receiver.py" "$rport" "$rlog" & receiver=$!
   start_scimd "$2"
@@ -222,7 +230,7 @@ metric_costs() {
   [ -n "$metric_ops" ] || return 0
   stop_scimd "$1"
   local mport scraper
-  mport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  mport="$(free_port)"
   for op in $metric_ops; do
     for r in $(seq 1 "$RUNS"); do
       for metrics in on off; do
