@@ -375,8 +375,8 @@ both_backends! {
         assert_eq!(groups_of(u1.clone()).await, vec![]);
 
         // Concurrent writers of one user's memberships: 8 groups each add
-        // the same two users at once, then each removes one of them (u2),
-        // while the groups are renamed. None may lose another's change.
+        // the same two users at once while each is also renamed; then each
+        // removes one of them (u2) at once. None may lose another's change.
         let mut gids = Vec::new();
         for i in 0..8 {
             gids.push(group(&app, json!({"displayName": format!("race {i}")})).await["id"].as_str().unwrap().to_owned());
