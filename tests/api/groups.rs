@@ -349,13 +349,16 @@ both_backends! {
         let a = group(&app, json!({"displayName": "alpha"})).await;
         let aid = a["id"].as_str().unwrap().to_owned();
         assert_eq!(groups_of(u1.clone()).await, vec![(bid.clone(), "Bravo".to_owned())]);
-        let add = |id: &str| format!(r#"{{"schemas":["{PATCH_OP_URN}"],"Operations":[{{"op":"add","path":"members","value":[{{"value":"{id}"}}]}}]}}"#);
-        assert_eq!(patch_group(&app, &aid, &add(&u1)).await.0, StatusCode::NO_CONTENT);
+        // The three PATCH bodies of this test.
+        let add = |ids: &[&String]| json!({"schemas": [PATCH_OP_URN], "Operations": [{"op": "add", "path": "members",
+            "value": ids.iter().map(|id| json!({"value": id})).collect::<Vec<_>>()}]}).to_string();
+        let remove = |id: &str| json!({"schemas": [PATCH_OP_URN], "Operations": [{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]}).to_string();
+        let rename = |name: &str| json!({"schemas": [PATCH_OP_URN], "Operations": [{"op": "replace", "path": "displayName", "value": name}]}).to_string();
+        assert_eq!(patch_group(&app, &aid, &add(&[&u1])).await.0, StatusCode::NO_CONTENT);
         // Ordered by name, case-insensitively.
         assert_eq!(groups_of(u1.clone()).await, vec![(aid.clone(), "alpha".to_owned()), (bid.clone(), "Bravo".to_owned())]);
         // A rename by PATCH and by PUT reaches the members, and the order.
-        let rename = format!(r#"{{"schemas":["{PATCH_OP_URN}"],"Operations":[{{"op":"replace","path":"displayName","value":"Charlie"}}]}}"#);
-        assert_eq!(patch_group(&app, &aid, &rename).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(patch_group(&app, &aid, &rename("Charlie")).await.0, StatusCode::NO_CONTENT);
         assert_eq!(groups_of(u1.clone()).await, vec![(bid.clone(), "Bravo".to_owned()), (aid.clone(), "Charlie".to_owned())]);
         let (status, _) = json_of(app.send_json(Method::PUT, &format!("/Groups/{bid}"), &json!({"displayName": "Delta", "members": [{"value": u1}]})).await).await;
         assert_eq!(status, StatusCode::OK);
@@ -368,8 +371,7 @@ both_backends! {
         let (status, put) = json_of(app.send_json(Method::PUT, &format!("/Users/{u1}"), &json!({"userName": "gm1", "title": "u"})).await).await;
         assert_eq!((status, put["groups"].as_array().map(Vec::len)), (StatusCode::OK, Some(2)), "{put}");
         // Removal, and a deleted group.
-        let remove = format!(r#"{{"schemas":["{PATCH_OP_URN}"],"Operations":[{{"op":"remove","path":"members[value eq \"{u1}\"]"}}]}}"#);
-        assert_eq!(patch_group(&app, &bid, &remove).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(patch_group(&app, &bid, &remove(&u1)).await.0, StatusCode::NO_CONTENT);
         assert_eq!(groups_of(u1.clone()).await, vec![(aid.clone(), "Charlie".to_owned())]);
         assert_eq!(app.req(Method::DELETE, &format!("/Groups/{aid}")).send().await.unwrap().status(), StatusCode::NO_CONTENT);
         assert_eq!(groups_of(u1.clone()).await, vec![]);
@@ -381,14 +383,15 @@ both_backends! {
         for i in 0..8 {
             gids.push(group(&app, json!({"displayName": format!("race {i}")})).await["id"].as_str().unwrap().to_owned());
         }
-        let two = format!(r#"{{"schemas":["{PATCH_OP_URN}"],"Operations":[{{"op":"add","path":"members","value":[{{"value":"{u1}"}},{{"value":"{u2}"}}]}}]}}"#);
+        // A PATCH of group `gid` with `body`, sent on its own task.
+        let spawn_patch = |gid: &str, body: String| {
+            let req = app.req(Method::PATCH, &format!("/Groups/{gid}")).header("content-type", "application/scim+json").body(body);
+            tokio::spawn(async move { req.send().await.unwrap().status() })
+        };
         let mut tasks = Vec::new();
         for (i, gid) in gids.iter().enumerate() {
-            let add = app.req(Method::PATCH, &format!("/Groups/{gid}")).header("content-type", "application/scim+json").body(two.clone());
-            let ren = app.req(Method::PATCH, &format!("/Groups/{gid}")).header("content-type", "application/scim+json").body(
-                format!(r#"{{"schemas":["{PATCH_OP_URN}"],"Operations":[{{"op":"replace","path":"displayName","value":"raced {i}"}}]}}"#));
-            tasks.push(tokio::spawn(async move { add.send().await.unwrap().status() }));
-            tasks.push(tokio::spawn(async move { ren.send().await.unwrap().status() }));
+            tasks.push(spawn_patch(gid, add(&[&u1, &u2])));
+            tasks.push(spawn_patch(gid, rename(&format!("raced {i}"))));
         }
         for t in tasks {
             assert_eq!(t.await.unwrap(), StatusCode::NO_CONTENT);
@@ -397,12 +400,7 @@ both_backends! {
         want.sort_by(|x, y| x.1.cmp(&y.1));
         assert_eq!(groups_of(u1.clone()).await, want);
         assert_eq!(groups_of(u2.clone()).await, want);
-        let drop_u2 = format!(r#"{{"schemas":["{PATCH_OP_URN}"],"Operations":[{{"op":"remove","path":"members[value eq \"{u2}\"]"}}]}}"#);
-        let mut tasks = Vec::new();
-        for gid in &gids {
-            let req = app.req(Method::PATCH, &format!("/Groups/{gid}")).header("content-type", "application/scim+json").body(drop_u2.clone());
-            tasks.push(tokio::spawn(async move { req.send().await.unwrap().status() }));
-        }
+        let tasks: Vec<_> = gids.iter().map(|gid| spawn_patch(gid, remove(&u2))).collect();
         for t in tasks {
             assert_eq!(t.await.unwrap(), StatusCode::NO_CONTENT);
         }
