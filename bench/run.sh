@@ -19,7 +19,8 @@
 # runs that binary instead of building this checkout (old against new);
 # BENCH_SQLITE_SYNCHRONOUS (full) is the SQLite URL's `synchronous`;
 # BENCH_PERF (unset) profiles each operation once more under perf;
-# BENCH_METRICS=true turns the metrics listener on for the main tables.
+# BENCH_METRICS=true turns the metrics listener on for the main tables;
+# BENCH_RUST_LOG (info, scimd's default) is scimd's RUST_LOG.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -71,7 +72,7 @@ start_scimd() { # url [events: true|false] [metrics port] [request log: off|erro
   local metrics=("SCIMD_REQUEST_LOG=${4:-${BENCH_REQUEST_LOG:-errors}}")
   local mport="${3-$main_metrics_port}"
   [ -n "$mport" ] && metrics+=("SCIMD_METRICS_BIND=127.0.0.1:$mport")
-  DATABASE_URL="$1" SCIMD_BIND="127.0.0.1:$port" SCIMD_BOOTSTRAP_TOKEN="$TOKEN" SCIMD_DB_POOL_SIZE=16 RUST_LOG=warn \
+  DATABASE_URL="$1" SCIMD_BIND="127.0.0.1:$port" SCIMD_BOOTSTRAP_TOKEN="$TOKEN" SCIMD_DB_POOL_SIZE=16 RUST_LOG="${BENCH_RUST_LOG:-info}" \
     SCIMD_EVENTS="${2:-${BENCH_EVENTS:-true}}" SCIMD_WEBHOOK_ALLOW_PRIVATE=true env "${metrics[@]}" \
     "$bin" serve >"$work/scimd.log" 2>&1 &
   pid=$!

@@ -180,8 +180,10 @@ pub(crate) fn cpu_bound<T>(heavy: bool, work: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Names, on the request's log line, the compatibility rules that changed
-/// how the request was read (`quirks=entra.bool_string,…`).
+/// Names, on the request's span (its log line at `debug`, and any warning
+/// it logs) and in its record (metrics, the provisioning log), the
+/// compatibility rules that changed how the request was read
+/// (`quirks=entra.bool_string,…`).
 pub(crate) fn record_quirks(quirks: &crate::scim::compat::Quirks) {
     if !quirks.is_empty() {
         tracing::Span::current().record("quirks", tracing::field::display(quirks));
@@ -366,9 +368,14 @@ pub fn app(state: AppState) -> Router {
                 TraceLayer::new_for_http()
                     .make_span_with(request_span)
                     .on_request(())
+                    // A line per request at `debug` only: at the default
+                    // level (`info`) it cost every request a formatted
+                    // line and a write to stderr (BENCHMARKS.md). Failures
+                    // (5xx) still log at `error`; the provisioning log
+                    // (`SCIMD_REQUEST_LOG`) is the per-request record.
                     .on_response(
                         tower_http::trace::DefaultOnResponse::new()
-                            .level(Level::INFO)
+                            .level(Level::DEBUG)
                             .latency_unit(tower_http::LatencyUnit::Micros),
                     ),
             )

@@ -1,9 +1,10 @@
 //! Client compatibility: where scimd accepts what real identity providers
 //! send although RFC 7643/7644 say otherwise. Every rule is named and
 //! described here, once, with a stable name; when a rule changes how a
-//! request is read, its name is recorded in [`Quirks`] and logged with the
-//! request (`quirks=…`), so an operator can see which client bent the RFC,
-//! and how.
+//! request is read, its name is recorded in [`Quirks`] and kept with the
+//! request (the provisioning log, the metrics, and the request's log line
+//! at `debug`: `quirks=…`), so an operator can see which client bent the
+//! RFC, and how.
 //!
 //! The value-level rules ([`BOOL_STRING`], [`MANAGER_BARE_ID`]) are applied
 //! here ([`coerce_value`]). The others change how a request's structure is

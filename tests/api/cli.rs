@@ -48,7 +48,8 @@ impl Server {
         Self::start_logging(database_url, bootstrap, None, &[]).await
     }
 
-    /// Like `start`, with the server's log (JSON lines, level info) in `log`.
+    /// Like `start`, with the server's log (JSON lines, level info unless
+    /// `env` sets `RUST_LOG`) in `log`.
     pub(crate) async fn start_logging(
         database_url: &str,
         bootstrap: Option<&str>,
@@ -65,13 +66,13 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
         if let Some(path) = log {
             cmd.env("RUST_LOG", "info")
                 .env("SCIMD_LOG_FORMAT", "json")
                 .stderr(std::fs::File::create(path).unwrap());
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
         }
         match bootstrap {
             Some(t) => cmd.env("SCIMD_BOOTSTRAP_TOKEN", t),
@@ -128,6 +129,15 @@ impl Server {
     }
 
     /// SIGTERM, then the exit status (bounded wait).
+    /// Stops the server started with `log` and returns (and removes) what
+    /// it logged.
+    pub(crate) async fn stop_and_read(&mut self, log: &std::path::Path) -> String {
+        assert!(self.terminate().await.success());
+        let text = std::fs::read_to_string(log).unwrap();
+        let _ = std::fs::remove_file(log);
+        text
+    }
+
     pub(crate) async fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().unwrap().to_string();
         assert!(
@@ -303,7 +313,9 @@ both_backends! {
     async fn the_request_log_line_names_the_compatibility_rules_that_fired(app) {
         let log = std::env::temp_dir().join(format!("scimd-log-{}.jsonl", uuid::Uuid::new_v4()));
         let token = "Plogtest:0123456789abcdefghijklmnopqrstuvwxyz";
-        let mut server = Server::start_logging(&app.database_url, Some(token), Some(&log), &[]).await;
+        // A line per request is logged at `debug` (README, RUST_LOG).
+        let env = [("RUST_LOG", "info,tower_http=debug")];
+        let mut server = Server::start_logging(&app.database_url, Some(token), Some(&log), &env).await;
         let client = reqwest::Client::new();
         let created: Value = client
             .post(format!("{}/scim/v2/Users", server.url))
@@ -326,9 +338,7 @@ both_backends! {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        assert!(server.terminate().await.success());
-        let text = std::fs::read_to_string(&log).unwrap();
-        let _ = std::fs::remove_file(&log);
+        let text = server.stop_and_read(&log).await;
         let lines: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
         let patch_line = lines
             .iter()
@@ -338,6 +348,21 @@ both_backends! {
         let post_line = lines.iter().find(|l| l["span"]["method"] == "POST" && l["status"].is_number()).unwrap();
         assert!(post_line["span"].get("quirks").is_none(), "no rule fired for a plain POST: {post_line}");
         assert!(!text.contains("0123456789abcdef"), "the token never reaches the log");
+
+        // At the default level a request that succeeds writes no line.
+        let mut server = Server::start_logging(&app.database_url, None, Some(&log), &[]).await;
+        let resp = client
+            .get(format!("{}/scim/v2/Users/{id}", server.url))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let text = server.stop_and_read(&log).await;
+        assert!(
+            !text.lines().any(|l| l.contains("\"status\"")),
+            "no line per request at info:\n{text}"
+        );
     }
 }
 
