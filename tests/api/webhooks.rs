@@ -104,15 +104,27 @@ impl Receiver {
 
     /// The accepted deliveries once there are `n` (waits up to a minute).
     async fn wait_for(&self, n: usize) -> Vec<Delivery> {
+        match self.try_wait_for(n).await {
+            Ok(got) => got,
+            Err(what) => panic!("{what}"),
+        }
+    }
+
+    /// Like `wait_for`; past the minute, what arrived instead.
+    async fn try_wait_for(&self, n: usize) -> Result<Vec<Delivery>, String> {
         for _ in 0..600 {
             let got = self.accepted.lock().unwrap().clone();
             if got.len() >= n {
-                return got;
+                return Ok(got);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let got = self.accepted.lock().unwrap().len();
-        panic!("{got} deliveries, not {n}");
+        Err(format!(
+            "{} deliveries, not {n} ({} POSTs arrived, {} refused)",
+            self.accepted.lock().unwrap().len(),
+            self.arrived.load(Ordering::SeqCst),
+            self.refused.lock().unwrap()
+        ))
     }
 }
 
@@ -418,7 +430,15 @@ both_backends! {
             let before = versions.insert(e["resourceId"].as_str().unwrap(), v);
             assert!(before.is_none_or(|b| b < v), "version order: {e}");
         }
-        let delivered = receiver.wait_for(WRITERS * WRITES).await;
+        let delivered = match receiver.try_wait_for(WRITERS * WRITES).await {
+            Ok(delivered) => delivered,
+            // Seen once under a loaded machine: say where the subscription stood.
+            Err(what) => {
+                let state = client.get(format!("{}/api/v1/webhooks", a.url)).bearer_auth(token)
+                    .send().await.unwrap().text().await.unwrap();
+                panic!("{what}; subscriptions: {state}");
+            }
+        };
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let delivered_all = receiver.accepted.lock().unwrap().clone();
         assert_eq!(delivered_all.len(), delivered.len().max(WRITERS * WRITES), "each event delivered once");
