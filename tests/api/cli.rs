@@ -128,7 +128,6 @@ impl Server {
         self.child.kill().await.unwrap();
     }
 
-    /// SIGTERM, then the exit status (bounded wait).
     /// Stops the server started with `log` and returns (and removes) what
     /// it logged.
     pub(crate) async fn stop_and_read(&mut self, log: &std::path::Path) -> String {
@@ -138,6 +137,7 @@ impl Server {
         text
     }
 
+    /// SIGTERM, then the exit status (bounded wait).
     pub(crate) async fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().unwrap().to_string();
         assert!(

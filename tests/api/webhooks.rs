@@ -104,10 +104,9 @@ impl Receiver {
 
     /// The accepted deliveries once there are `n` (waits up to a minute).
     async fn wait_for(&self, n: usize) -> Vec<Delivery> {
-        match self.try_wait_for(n).await {
-            Ok(got) => got,
-            Err(what) => panic!("{what}"),
-        }
+        self.try_wait_for(n)
+            .await
+            .unwrap_or_else(|what| panic!("{what}"))
     }
 
     /// Like `wait_for`; past the minute, what arrived instead.
