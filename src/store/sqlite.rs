@@ -28,9 +28,20 @@ use super::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// What every connection runs when it opens: the TEMP table through which
+/// a write hands its events to the TEMP triggers that record them.
+const EVENT_CONTEXT: &str = include_str!("sqlite_event_context.sql");
+
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The one connection this process writes on (in its turn, see
+    /// `write_lock`). SQLite drops a connection's page cache whenever
+    /// another connection has written, so writes spread over the pool
+    /// each began cold and read every page they touched from the file
+    /// (39–53 `pread` calls per PATCH); on one connection they find the
+    /// pages the previous write left.
+    writes: SqlitePool,
     /// Woken after a write that recorded events (for readers that wait).
     pub(super) notify: std::sync::Arc<tokio::sync::Notify>,
     /// SQLite has one writer at a time. Writers of this process queue here
@@ -105,7 +116,7 @@ macro_rules! groups_of {
 pub(super) use groups_of;
 
 /// One event a write hands to its table's trigger, which adds what the
-/// row as written knows (see the migration `…12_event_triggers.sql`): a
+/// row as written knows (see `sqlite_event_context.sql`): a
 /// new id, the type, and what changed where the type has it.
 pub(super) fn pending_row(kind: EventType, changed: &[String]) -> Map<String, Value> {
     let mut event = Map::new();
@@ -117,7 +128,21 @@ pub(super) fn pending_row(kind: EventType, changed: &[String]) -> Map<String, Va
     event
 }
 
-/// A user write's event, for the `users` triggers: one row with its actor.
+/// Empties this connection's `event_context` after a write that set it
+/// but wrote nothing (an error, a version mismatch, no change), so that no
+/// later statement of the connection finds it. The triggers record only
+/// for the resource the context names, so what this misses is harmless.
+pub(super) async fn forget_event_context(conn: &mut sqlx::SqliteConnection) {
+    if let Err(e) = sqlx::query("UPDATE event_context SET resource_id = NULL, pending = NULL")
+        .execute(conn)
+        .await
+    {
+        tracing::warn!(error = %e, "could not empty the connection's event context");
+    }
+}
+
+/// A user write's event, for the `users` triggers (the connection's
+/// `event_context`, see `sqlite_event_context.sql`): one row with its actor.
 fn pending_event(kind: EventType, actor: &Actor, changed: &[String]) -> String {
     let mut event = pending_row(kind, changed);
     event.insert("actor".into(), actor.to_json());
@@ -256,26 +281,46 @@ impl SqliteStore {
             .foreign_keys(true)
             .pragma("cache_size", cache_size(cfg.max_connections))
             .pragma("temp.cache_size", cache_size(cfg.max_connections));
+        // The pool's connections create TEMP triggers on the tables
+        // (`sqlite_event_context.sql`), so the tables must be there first:
+        // an embedded database is brought to this binary's schema on a
+        // connection of its own before the pool opens any.
+        let mut first = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        MIGRATOR.run(&mut first).await?;
+        sqlx::Connection::close(first)
+            .await
+            .map_err(StoreError::from_sqlx)?;
         let statement_timeout = cfg.statement_timeout;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(cfg.max_connections)
-            .acquire_timeout(cfg.acquire_timeout)
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if let Some(limit) = statement_timeout {
-                        let mut watch = StatementWatch::new(limit);
-                        conn.lock_handle()
-                            .await?
-                            .set_progress_handler(PROGRESS_EVERY, move || watch.may_go_on());
-                    }
-                    Ok(())
+        let pool_of = |connections: u32, options: SqliteConnectOptions| {
+            SqlitePoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(cfg.acquire_timeout)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if let Some(limit) = statement_timeout {
+                            let mut watch = StatementWatch::new(limit);
+                            conn.lock_handle()
+                                .await?
+                                .set_progress_handler(PROGRESS_EVERY, move || watch.may_go_on());
+                        }
+                        sqlx::raw_sql(EVENT_CONTEXT).execute(conn).await?;
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(options)
+                .connect_with(options)
+        };
+        // The writer's cache is the budget's share of a pool of two.
+        let writes = pool_of(1, options.clone().pragma("cache_size", cache_size(2)))
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        let pool = pool_of(cfg.max_connections, options)
             .await
             .map_err(StoreError::from_sqlx)?;
         Ok(SqliteStore {
             pool,
+            writes,
             notify: Default::default(),
             write_lock: Default::default(),
         })
@@ -300,6 +345,11 @@ impl SqliteStore {
         self.write_lock.clone().lock_owned().await
     }
 
+    /// The connection to write on, in this process's turn ([`Self::writer`]).
+    pub(super) fn writes(&self) -> &SqlitePool {
+        &self.writes
+    }
+
     pub async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
@@ -314,6 +364,7 @@ impl SqliteStore {
     }
 
     pub async fn close(&self) {
+        self.writes.close().await;
         self.pool.close().await
     }
 
@@ -327,12 +378,12 @@ impl SqliteStore {
         .bind(name)
         .bind(fresh)
         .bind(millis(now()))
-        .execute(&self.pool)
+        .execute(self.writes())
         .await
         .map_err(StoreError::from_sqlx)?;
         sqlx::query_scalar("SELECT secret FROM deployment_secrets WHERE name = $1")
             .bind(name)
-            .fetch_one(&self.pool)
+            .fetch_one(self.writes())
             .await
             .map_err(StoreError::from_sqlx)
     }
@@ -532,25 +583,38 @@ impl SqliteStore {
             groups: Vec::new(),
         };
         let event = actor.map(|a| pending_event(EventType::UserCreated, a, &[]));
-        self.write_statement(actor.is_some(), async |c| {
-            sqlx::query(
-                "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc, display_name_lower, pending_event) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9, $10, $11)",
-            )
-            .bind(scope.tenant_id().to_string())
-            .bind(id.to_string())
-            .bind(&w.user_name)
-            .bind(&w.user_name_lower)
-            .bind(&w.external_id)
-            .bind(w.active)
-            .bind(&w.display_name)
-            .bind(millis(at))
-            .bind(doc_text(&w.doc))
-            .bind(&w.display_name_lower)
-            .bind(&event)
-            .execute(&mut *c)
-            .await
-            .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
+        macro_rules! insert {
+            () => {
+                "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc, display_name_lower) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9, $10)"
+            };
+        }
+        let sql = match event {
+            Some(_) => concat!(
+                "UPDATE event_context SET resource_id = $2, pending = $11; ",
+                insert!()
+            ),
+            None => insert!(),
+        };
+        self.write_statement(event.is_some(), async |c| {
+            let done = sqlx::query(sql)
+                .bind(scope.tenant_id().to_string())
+                .bind(id.to_string())
+                .bind(&w.user_name)
+                .bind(&w.user_name_lower)
+                .bind(&w.external_id)
+                .bind(w.active)
+                .bind(&w.display_name)
+                .bind(millis(at))
+                .bind(doc_text(&w.doc))
+                .bind(&w.display_name_lower)
+                .bind(&event)
+                .execute(&mut *c)
+                .await;
+            if event.is_some() && done.is_err() {
+                forget_event_context(c).await;
+            }
+            done.map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
             Ok(())
         })
         .await?;
@@ -567,7 +631,7 @@ impl SqliteStore {
     ) -> Result<T> {
         let _turn = self.writer().await;
         let start = std::time::Instant::now();
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
+        let mut conn = self.writes.acquire().await.map_err(StoreError::from_sqlx)?;
         if let Some(m) = crate::metrics::get() {
             m.db_acquired(start.elapsed());
         }
@@ -591,7 +655,7 @@ impl SqliteStore {
         }
         let _turn = self.writer().await;
         let mut tx = self
-            .pool
+            .writes
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(StoreError::from_sqlx)?;
@@ -706,30 +770,45 @@ impl SqliteStore {
     ) -> Result<Option<WrittenUser>> {
         let doc = doc_text(&w.doc);
         let pending = event.map(|e| pending_event(e.change.kind, e.actor, &e.change.changed));
+        macro_rules! update {
+            () => {
+                concat!(
+                    "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
+                     display_name = $7, doc = $8, version = version + 1, modified_at = $9, display_name_lower = $11 \
+                     WHERE tenant_id = $1 AND id = $2 AND ($10 IS NULL OR version = $10) AND doc IS NOT $8 \
+                     RETURNING id, version, created_at, modified_at, ",
+                    groups_of!("users")
+                )
+            };
+        }
+        let sql = match pending {
+            Some(_) => concat!(
+                "UPDATE event_context SET resource_id = $2, pending = $12; ",
+                update!()
+            ),
+            None => update!(),
+        };
         self.write_statement(event.is_some(), async |c| {
-            let row = sqlx::query(concat!(
-                "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
-                 display_name = $7, doc = $8, version = version + 1, modified_at = $9, display_name_lower = $11, \
-                 pending_event = $12 \
-                 WHERE tenant_id = $1 AND id = $2 AND ($10 IS NULL OR version = $10) AND doc IS NOT $8 \
-                 RETURNING id, version, created_at, modified_at, ",
-                groups_of!("users")
-            ))
-            .bind(scope.tenant_id().to_string())
-            .bind(id.to_string())
-            .bind(&w.user_name)
-            .bind(&w.user_name_lower)
-            .bind(&w.external_id)
-            .bind(w.active)
-            .bind(&w.display_name)
-            .bind(&doc)
-            .bind(millis(now()))
-            .bind(if_version)
-            .bind(&w.display_name_lower)
-            .bind(&pending)
-            .fetch_optional(&mut *c)
-            .await
-            .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
+            let row = sqlx::query(sql)
+                .bind(scope.tenant_id().to_string())
+                .bind(id.to_string())
+                .bind(&w.user_name)
+                .bind(&w.user_name_lower)
+                .bind(&w.external_id)
+                .bind(w.active)
+                .bind(&w.display_name)
+                .bind(&doc)
+                .bind(millis(now()))
+                .bind(if_version)
+                .bind(&w.display_name_lower)
+                .bind(&pending)
+                .fetch_optional(&mut *c)
+                .await;
+            if pending.is_some() && !matches!(row, Ok(Some(_))) {
+                forget_event_context(c).await;
+            }
+            let row =
+                row.map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
             row.as_ref().map(|row| user_with(row, ())).transpose()
         })
         .await
@@ -756,7 +835,7 @@ impl SqliteStore {
         .bind(scope.tenant_id().to_string())
         .bind(id.to_string())
         .bind(if_version)
-        .execute(&self.pool)
+        .execute(self.writes())
         .await
         .map_err(StoreError::from_sqlx)?;
         Ok(done.rows_affected() == 1)

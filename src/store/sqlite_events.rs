@@ -122,7 +122,7 @@ impl SqliteStore {
         for _ in 0..10_000 {
             let _turn = self.writer().await;
             let mut tx = self
-                .pool()
+                .writes()
                 .begin_with("BEGIN IMMEDIATE")
                 .await
                 .map_err(StoreError::from_sqlx)?;

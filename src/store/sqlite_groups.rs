@@ -122,14 +122,19 @@ impl GroupTx for SqliteGroupTx {
         events: &[NewEvent],
     ) -> Result<StoredGroup> {
         // The events go with the update, for its trigger to record (see
-        // the migration `…12_event_triggers.sql`).
+        // `sqlite_event_context.sql`); inside this transaction, which takes
+        // the context back with it if it fails.
         let pending = match &self.actor {
             Some(actor) if !events.is_empty() => Some(pending_events(actor, events)),
             _ => None,
         };
+        let context = match pending {
+            Some(_) => "UPDATE event_context SET resource_id = $2, pending = $8; ",
+            None => "",
+        };
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE groups SET display_name = $3, display_name_lower = $4, external_id = $5, doc = $6, \
-             version = version + 1, modified_at = $7, pending_events = $8 WHERE tenant_id = $1 AND id = $2 \
+            "{context}UPDATE groups SET display_name = $3, display_name_lower = $4, external_id = $5, doc = $6, \
+             version = version + 1, modified_at = $7 WHERE tenant_id = $1 AND id = $2 \
              RETURNING {GROUP_COLUMNS}"
         )))
         .bind(&self.tenant)
@@ -247,7 +252,7 @@ impl SqliteStore {
     ) -> Result<(tokio::sync::OwnedMutexGuard<()>, SqliteGroupTx)> {
         let turn = self.writer().await;
         let tx = self
-            .pool()
+            .writes()
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(StoreError::from_sqlx)?;
@@ -365,7 +370,7 @@ impl SqliteStore {
             .bind(scope.tenant_id().to_string())
             .bind(id.to_string())
             .bind(if_version)
-            .execute(self.pool())
+            .execute(self.writes())
             .await
             .map_err(StoreError::from_sqlx)?;
             return Ok(done.rows_affected() == 1);
@@ -476,8 +481,6 @@ impl SqliteStore {
     }
 }
 
-/// Inserts `events` as one statement: one event with its values bound,
-/// more as rows of a JSON array.
 /// A group update's events, for the `groups` trigger to record with the
 /// group as written (its version, times and document).
 fn pending_events(actor: &Value, events: &[NewEvent]) -> String {
@@ -495,6 +498,8 @@ fn pending_events(actor: &Value, events: &[NewEvent]) -> String {
     json!({"actor": actor, "events": rows}).to_string()
 }
 
+/// Inserts `events` as one statement: one event with its values bound,
+/// more as rows of a JSON array.
 pub(super) async fn insert_events(
     conn: &mut sqlx::SqliteConnection,
     tenant: &str,

@@ -58,7 +58,7 @@ impl SqliteStore {
         .bind(millis(w.created))
         .bind(w.position.xid)
         .bind(w.position.seq)
-        .execute(self.pool())
+        .execute(self.writes())
         .await
         .map_err(StoreError::from_sqlx)?;
         Ok(())
@@ -82,7 +82,7 @@ impl SqliteStore {
         let done = sqlx::query("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant_id().to_string())
             .bind(id.to_string())
-            .execute(self.pool())
+            .execute(self.writes())
             .await
             .map_err(StoreError::from_sqlx)?;
         Ok(done.rows_affected() == 1)
@@ -106,7 +106,7 @@ impl SqliteStore {
         .bind(millis(now()))
         .bind(from.map(|p| p.xid))
         .bind(from.map(|p| p.seq))
-        .execute(self.pool())
+        .execute(self.writes())
         .await
         .map_err(StoreError::from_sqlx)?;
         Ok(done.rows_affected() == 1)
@@ -142,7 +142,7 @@ impl SqliteStore {
         .bind(millis(until))
         .bind(at)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(self.writes())
         .await
         .map_err(StoreError::from_sqlx)?;
         rows.iter().map(webhook_from_row).collect()
@@ -206,7 +206,7 @@ impl SqliteStore {
             .bind(owner),
         };
         let done = query
-            .execute(self.pool())
+            .execute(self.writes())
             .await
             .map_err(StoreError::from_sqlx)?;
         Ok(done.rows_affected() == 1)
