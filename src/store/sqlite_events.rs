@@ -117,7 +117,11 @@ impl SqliteStore {
 
     /// Removes events that occurred before `cutoff`, in bounded batches,
     /// moving each tenant's horizon past them. Returns how many went.
+    /// The feed is cut at its start, in `seq` order, up to the first event
+    /// not yet expired: `seq` follows time (one writer at a time) within
+    /// the moments a write waits for its turn.
     pub async fn purge_events(&self, cutoff: DateTime<Utc>) -> Result<u64> {
+        let cutoff = millis(cutoff);
         let mut total = 0;
         for _ in 0..10_000 {
             let _turn = self.writer().await;
@@ -126,26 +130,28 @@ impl SqliteStore {
                 .begin_with("BEGIN IMMEDIATE")
                 .await
                 .map_err(StoreError::from_sqlx)?;
-            let last: Vec<(String, i64, i64)> = sqlx::query_as(
-                "SELECT tenant_id, max(seq), count(*) FROM (SELECT tenant_id, seq FROM events \
-                 WHERE occurred_at < $1 ORDER BY seq LIMIT $2) GROUP BY tenant_id",
+            let oldest: Vec<(i64, String, i64)> = sqlx::query_as(
+                "SELECT seq, tenant_id, occurred_at FROM events ORDER BY seq LIMIT $1",
             )
-            .bind(millis(cutoff))
             .bind(PURGE_BATCH)
             .fetch_all(&mut *tx)
             .await
             .map_err(StoreError::from_sqlx)?;
-            let gone = sqlx::query(
-                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE occurred_at < $1 \
-                 ORDER BY seq LIMIT $2)",
-            )
-            .bind(millis(cutoff))
-            .bind(PURGE_BATCH)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?
-            .rows_affected();
-            for (tenant, seq, _) in &last {
+            let expired = oldest.iter().take_while(|(_, _, at)| *at < cutoff).count();
+            let Some((last, _, _)) = expired.checked_sub(1).map(|i| &oldest[i]) else {
+                break;
+            };
+            let mut horizons: std::collections::HashMap<&str, i64> = Default::default();
+            for (seq, tenant, _) in &oldest[..expired] {
+                horizons.insert(tenant, *seq);
+            }
+            let gone = sqlx::query("DELETE FROM events WHERE seq <= $1")
+                .bind(last)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?
+                .rows_affected();
+            for (tenant, seq) in &horizons {
                 sqlx::query(
                     "INSERT INTO event_horizons (tenant_id, seq) VALUES ($1, $2) \
                      ON CONFLICT (tenant_id) DO UPDATE SET seq = max(seq, excluded.seq)",
@@ -158,7 +164,7 @@ impl SqliteStore {
             }
             tx.commit().await.map_err(StoreError::from_sqlx)?;
             total += gone;
-            if gone < PURGE_BATCH as u64 {
+            if expired < oldest.len() || oldest.len() < PURGE_BATCH as usize {
                 break;
             }
         }

@@ -397,19 +397,32 @@ both_backends! {
         settle(&app, 1).await;
         let (_, body) = events(&app, "limit=1").await;
         let first = body["events"][0]["cursor"].as_str().unwrap().to_owned();
+        tokio::time::sleep(Duration::from_millis(5)).await;
         app.create_user(json!({"userName": "two"})).await;
         settle(&app, 2).await;
         let (status, body) = events(&app, &format!("after={first}")).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(types(body["events"].as_array().unwrap()), ["user.created"]);
+        let second: chrono::DateTime<chrono::Utc> =
+            body["events"][0]["occurredAt"].as_str().unwrap().parse().unwrap();
 
-        // Retention removes both: a cursor before them is 410.
+        // Retention up to the second event removes only the first; a
+        // reader that saw the first goes on.
+        assert_eq!(app.store.purge_events(second).await.unwrap(), 1);
+        let (status, body) = events(&app, "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["events"].as_array().unwrap().len(), 1, "{body}");
+        let (status, body) = events(&app, &format!("after={first}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["events"].as_array().unwrap().len(), 1, "{body}");
+
+        // Retention removes the rest: a cursor before them is 410.
         let removed = app
             .store
             .purge_events(chrono::Utc::now() + chrono::TimeDelta::seconds(1))
             .await
             .unwrap();
-        assert_eq!(removed, 2);
+        assert_eq!(removed, 1);
         let (status, body) = events(&app, &format!("after={first}")).await;
         assert_eq!(status, StatusCode::GONE, "{body}");
         // Without a cursor: from the oldest event kept (none).
