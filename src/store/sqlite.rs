@@ -284,14 +284,13 @@ impl SqliteStore {
         // The pool's connections create TEMP triggers on the tables
         // (`sqlite_event_context.sql`), so the tables must be there first:
         // an embedded database is brought to this binary's schema on a
-        // connection of its own before the pool opens any.
+        // connection of its own before the pools open any. It stays open
+        // until they have (an in-memory database lasts as long as one of
+        // its connections does).
         let mut first = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
             .await
             .map_err(StoreError::from_sqlx)?;
         MIGRATOR.run(&mut first).await?;
-        sqlx::Connection::close(first)
-            .await
-            .map_err(StoreError::from_sqlx)?;
         let statement_timeout = cfg.statement_timeout;
         let pool_of = |connections: u32, options: SqliteConnectOptions| {
             SqlitePoolOptions::new()
@@ -316,6 +315,9 @@ impl SqliteStore {
             .await
             .map_err(StoreError::from_sqlx)?;
         let pool = pool_of(cfg.max_connections, options)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        sqlx::Connection::close(first)
             .await
             .map_err(StoreError::from_sqlx)?;
         Ok(SqliteStore {
