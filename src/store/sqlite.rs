@@ -128,6 +128,22 @@ pub(super) fn pending_row(kind: EventType, changed: &[String]) -> Map<String, Va
     event
 }
 
+/// The statement a write puts before its own, in the same call, to hand
+/// its events to the triggers (`sqlite_event_context.sql`): the write's
+/// parameters holding the resource's id and the events' JSON.
+macro_rules! set_event_context {
+    ($id:literal, $pending:literal) => {
+        concat!(
+            "UPDATE event_context SET resource_id = ",
+            $id,
+            ", pending = ",
+            $pending,
+            "; "
+        )
+    };
+}
+pub(super) use set_event_context;
+
 /// Empties this connection's `event_context` after a write that set it
 /// but wrote nothing (an error, a version mismatch, no change), so that no
 /// later statement of the connection finds it. The triggers record only
@@ -254,7 +270,8 @@ fn take_synchronous(url: &str) -> Result<(String, SqliteSynchronous)> {
     })
 }
 
-/// What SQLite may cache in memory, over all pooled connections together.
+/// What SQLite may cache in memory, over the read pool's connections
+/// together (the writer's cache is a share of it for a pool of two, besides).
 /// Each connection has page caches of its own (one for the database, one
 /// for the temporary tables a query builds), 2 MiB each by SQLite's
 /// default: with a pool of 16 a million users' scans grew scimd past 110
@@ -352,8 +369,9 @@ impl SqliteStore {
         &self.writes
     }
 
+    /// Nothing left to do: [`Self::connect`] brought the database to this
+    /// binary's schema before its pools opened.
     pub async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await?;
         Ok(())
     }
 
@@ -592,10 +610,7 @@ impl SqliteStore {
             };
         }
         let sql = match event {
-            Some(_) => concat!(
-                "UPDATE event_context SET resource_id = $2, pending = $11; ",
-                insert!()
-            ),
+            Some(_) => concat!(set_event_context!("$2", "$11"), insert!()),
             None => insert!(),
         };
         self.write_statement(event.is_some(), async |c| {
@@ -784,10 +799,7 @@ impl SqliteStore {
             };
         }
         let sql = match pending {
-            Some(_) => concat!(
-                "UPDATE event_context SET resource_id = $2, pending = $12; ",
-                update!()
-            ),
+            Some(_) => concat!(set_event_context!("$2", "$12"), update!()),
             None => update!(),
         };
         self.write_statement(event.is_some(), async |c| {

@@ -129,7 +129,7 @@ impl GroupTx for SqliteGroupTx {
             _ => None,
         };
         let context = match pending {
-            Some(_) => "UPDATE event_context SET resource_id = $2, pending = $8; ",
+            Some(_) => super::sqlite::set_event_context!("$2", "$8"),
             None => "",
         };
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
