@@ -16,6 +16,7 @@ mod postgres_webhooks;
 pub mod query;
 pub mod requestlog;
 mod sqlite;
+mod sqlite_commit;
 mod sqlite_events;
 mod sqlite_groups;
 mod sqlite_policy;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::query::{Bind, Dialect, ListQuery, list_sql};
+use super::sqlite_commit::{Turn, WRITER_CHECKPOINT_PAGES, Writers};
 use crate::scim::schema::USER_RESOURCE;
 use sqlx::AssertSqlSafe;
 
@@ -46,9 +47,10 @@ pub struct SqliteStore {
     pub(super) notify: std::sync::Arc<tokio::sync::Notify>,
     /// SQLite has one writer at a time. Writers of this process queue here
     /// (first come, first served) instead of spinning on SQLITE_BUSY, whose
-    /// back-off makes tail latency explode under concurrent writes. Other
+    /// back-off makes tail latency explode under concurrent writes, and
+    /// share transactions where they can (`sqlite_commit.rs`). Other
     /// processes still meet the busy timeout.
-    write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    pub(super) writers: Writers,
 }
 
 pub(super) fn millis(t: DateTime<Utc>) -> i64 {
@@ -328,20 +330,27 @@ impl SqliteStore {
                 .connect_with(options)
         };
         // The writer's cache is the budget's share of a pool of two.
-        let writes = pool_of(1, options.clone().pragma("cache_size", cache_size(2)))
-            .await
-            .map_err(StoreError::from_sqlx)?;
+        let writes = pool_of(
+            1,
+            options
+                .clone()
+                .pragma("cache_size", cache_size(2))
+                .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES),
+        )
+        .await
+        .map_err(StoreError::from_sqlx)?;
         let pool = pool_of(cfg.max_connections, options)
             .await
             .map_err(StoreError::from_sqlx)?;
         sqlx::Connection::close(first)
             .await
             .map_err(StoreError::from_sqlx)?;
+        let writers = Writers::new(pool.clone());
         Ok(SqliteStore {
             pool,
             writes,
-            notify: Default::default(),
-            write_lock: Default::default(),
+            notify: writers.notify.clone(),
+            writers,
         })
     }
 
@@ -359,13 +368,15 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// Waits for this process's turn to write.
-    pub(super) async fn writer(&self) -> tokio::sync::OwnedMutexGuard<()> {
-        self.write_lock.clone().lock_owned().await
+    /// Waits for this process's turn to write alone (after the writes
+    /// before it have committed).
+    pub(super) async fn writer(&self) -> Turn {
+        self.writers.alone().await
     }
 
-    /// The connection to write on, in this process's turn ([`Self::writer`]).
-    pub(super) fn writes(&self) -> &SqlitePool {
+    /// The connection to write on, in this process's turn ([`Self::writer`]);
+    /// public for tests that look at it.
+    pub fn writes(&self) -> &SqlitePool {
         &self.writes
     }
 
@@ -638,25 +649,30 @@ impl SqliteStore {
         Ok(user)
     }
 
-    /// Runs a write that is one autocommit statement in this process's
-    /// turn; `records_events` when the statement records events itself
-    /// (the `users` triggers), to wake the readers that wait for them.
+    /// Runs a write that is one statement in this process's turn, in a
+    /// transaction it shares with the writes queued beside it (group
+    /// commit, `sqlite_commit.rs`): it answers once that transaction has
+    /// committed. `records_events` when the statement records events
+    /// itself (the `users` triggers), to wake the readers that wait for
+    /// them.
     pub(super) async fn write_statement<T>(
         &self,
         records_events: bool,
         work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T>,
     ) -> Result<T> {
-        let _turn = self.writer().await;
         let start = std::time::Instant::now();
-        let mut conn = self.writes.acquire().await.map_err(StoreError::from_sqlx)?;
+        let mut turn = self.writers.in_batch().await;
+        let conn = turn.connection(&self.writes).await?;
         if let Some(m) = crate::metrics::get() {
             m.db_acquired(start.elapsed());
         }
-        let out = work(&mut conn).await?;
-        if records_events {
-            self.notify.notify_waiters();
+        let out = work(conn).await;
+        let outcome = turn.join(out.as_ref().err(), records_events);
+        drop(turn);
+        if let Some(outcome) = outcome {
+            outcome.committed().await?;
         }
-        Ok(out)
+        out
     }
 
     /// Runs a write in this process's turn: as the one autocommit statement

@@ -43,9 +43,10 @@ fn json_ids(ids: &[Uuid]) -> String {
     Value::from(ids.iter().map(Uuid::to_string).collect::<Vec<_>>()).to_string()
 }
 
-/// A group write's transaction, holding the write lock.
-struct SqliteGroupTx {
-    tx: Transaction<'static, Sqlite>,
+/// A group write, in this process's turn to write.
+struct SqliteGroupTx<'t> {
+    /// A savepoint of the batch's transaction (`sqlite_commit.rs`).
+    tx: Transaction<'t, Sqlite>,
     tenant: String,
     /// The `actor` of the events this write records (none: events are off).
     actor: Option<Value>,
@@ -59,7 +60,7 @@ fn member_from_row(row: &SqliteRow) -> Result<Member> {
     })
 }
 
-impl GroupTx for SqliteGroupTx {
+impl GroupTx for SqliteGroupTx<'_> {
     async fn lock_members(&mut self, ids: &[Uuid]) -> Result<HashMap<Uuid, MemberKind>> {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT id, 'User' FROM users WHERE tenant_id = $1 AND id IN (SELECT value FROM json_each($2)) \
@@ -216,8 +217,8 @@ impl GroupTx for SqliteGroupTx {
     }
 }
 
-impl SqliteGroupTx {
-    /// Commits, or rolls back what did not change anything.
+impl SqliteGroupTx<'_> {
+    /// Keeps what it wrote, or rolls back what did not change anything.
     async fn finish(self, commit: bool) -> Result<()> {
         match commit {
             true => self.tx.commit().await,
@@ -243,22 +244,53 @@ impl SqliteGroupTx {
 }
 
 impl SqliteStore {
-    /// This process's turn to write, and a group write's transaction
-    /// holding the write lock.
-    async fn begin_group_write(
+    /// Runs a group write (or a recorded delete, which removes its resource
+    /// from groups) in this process's turn, in a savepoint of the batch's
+    /// transaction (group commit, `sqlite_commit.rs`): `work` returns its
+    /// result and whether it changed anything (what did not is rolled
+    /// back). Answers once the batch has committed.
+    async fn group_write<T, E>(
         &self,
         scope: TenantScope,
         actor: Option<&Actor>,
-    ) -> Result<(tokio::sync::OwnedMutexGuard<()>, SqliteGroupTx)> {
-        let turn = self.writer().await;
-        let tx = self
-            .writes()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        let tenant = scope.tenant_id().to_string();
-        let actor = actor.map(Actor::to_json);
-        Ok((turn, SqliteGroupTx { tx, tenant, actor }))
+        work: impl AsyncFnOnce(&mut SqliteGroupTx<'_>) -> std::result::Result<(T, bool), ModifyError<E>>,
+    ) -> std::result::Result<T, ModifyError<E>> {
+        let mut turn = self.writers.in_batch().await;
+        let out = async {
+            let conn = turn.connection(self.writes()).await?;
+            let tx = sqlx::Connection::begin(conn)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            let mut tx = SqliteGroupTx {
+                tx,
+                tenant: scope.tenant_id().to_string(),
+                actor: actor.map(Actor::to_json),
+            };
+            match work(&mut tx).await {
+                Ok((out, changed)) => {
+                    tx.finish(changed).await?;
+                    Ok((out, changed))
+                }
+                Err(e) => {
+                    if let Err(undo) = tx.tx.rollback().await {
+                        tracing::warn!(error = %undo, "could not roll back a failed group write");
+                    }
+                    Err(e)
+                }
+            }
+        }
+        .await;
+        let failed = match &out {
+            Err(ModifyError::Store(e)) => Some(e),
+            _ => None,
+        };
+        let recorded = actor.is_some() && matches!(out, Ok((_, true)));
+        let outcome = turn.join(failed, recorded);
+        drop(turn);
+        if let Some(outcome) = outcome {
+            outcome.committed().await?;
+        }
+        out.map(|(out, _)| out)
     }
 
     pub async fn create_group(
@@ -268,13 +300,11 @@ impl SqliteStore {
         members: Vec<NewMember>,
         actor: Option<&Actor>,
     ) -> Result<GroupWritten> {
-        let (_turn, mut tx) = self.begin_group_write(scope, actor).await?;
-        let written = groups::create(&mut tx, w, members).await?;
-        tx.finish(true).await?;
-        if actor.is_some() {
-            self.notify.notify_waiters();
-        }
-        Ok(written)
+        self.group_write(scope, actor, async |tx| {
+            Ok((groups::create(tx, w, members).await?, true))
+        })
+        .await
+        .map_err(store_only)
     }
 
     pub async fn modify_group<T, E>(
@@ -286,14 +316,12 @@ impl SqliteStore {
         members: &[MemberChange],
         actor: Option<&Actor>,
     ) -> std::result::Result<(GroupWritten, T), ModifyError<E>> {
-        let (_turn, mut tx) = self.begin_group_write(scope, actor).await?;
-        let (written, out, changed) =
-            groups::modify(&mut tx, id, if_version, change, members).await?;
-        tx.finish(changed).await?;
-        if changed && actor.is_some() {
-            self.notify.notify_waiters();
-        }
-        Ok((written, out))
+        self.group_write(scope, actor, async |tx| {
+            let (written, out, changed) =
+                groups::modify(tx, id, if_version, change, members).await?;
+            Ok(((written, out), changed))
+        })
+        .await
     }
 
     pub async fn get_group(&self, scope: TenantScope, id: Uuid) -> Result<Option<StoredGroup>> {
@@ -375,37 +403,46 @@ impl SqliteStore {
             .map_err(StoreError::from_sqlx)?;
             return Ok(done.rows_affected() == 1);
         };
-        let (_turn, mut tx) = self.begin_group_write(scope, Some(actor)).await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {GROUP_COLUMNS} FROM groups WHERE tenant_id = $1 AND id = $2 AND ($3 IS NULL OR version = $3)"
-        )))
-        .bind(&tx.tenant)
-        .bind(id.to_string())
-        .bind(if_version)
-        .fetch_optional(&mut *tx.tx)
+        self.group_write(scope, Some(actor), async |tx| {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {GROUP_COLUMNS} FROM groups WHERE tenant_id = $1 AND id = $2 AND ($3 IS NULL OR version = $3)"
+            )))
+            .bind(&tx.tenant)
+            .bind(id.to_string())
+            .bind(if_version)
+            .fetch_optional(&mut *tx.tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            let Some(row) = row else {
+                return Ok((false, false));
+            };
+            let deleted = NewEvent::group(EventType::GroupDeleted, &group_from_row(&row)?, Vec::new());
+            Self::delete_recorded(tx, deleted, id, MemberKind::Group, "groups").await?;
+            Ok((true, true))
+        })
         .await
-        .map_err(StoreError::from_sqlx)?;
-        let Some(row) = row else {
-            tx.finish(false).await?;
-            return Ok(false);
-        };
-        let group = group_from_row(&row)?;
-        let mut events = vec![NewEvent::group(EventType::GroupDeleted, &group, Vec::new())];
-        events.extend(
-            self.forget_member(&mut tx, id, MemberKind::Group, "groups")
-                .await?,
-        );
-        tx.insert_events(&events).await?;
-        tx.finish(true).await?;
-        self.notify.notify_waiters();
-        Ok(true)
+        .map_err(store_only)
+    }
+
+    /// Deletes user or group `id` from `table` inside `tx`, recording
+    /// `deleted` and the member events that follow (see
+    /// [`Self::forget_member`]).
+    async fn delete_recorded(
+        tx: &mut SqliteGroupTx<'_>,
+        deleted: NewEvent,
+        id: Uuid,
+        kind: MemberKind,
+        table: &str,
+    ) -> Result<()> {
+        let mut events = vec![deleted];
+        events.extend(Self::forget_member(tx, id, kind, table).await?);
+        tx.insert_events(&events).await
     }
 
     /// Deletes user or group `id` from `table` inside `tx` (its trigger
     /// removes it from every group); the member events that follows.
     async fn forget_member(
-        &self,
-        tx: &mut SqliteGroupTx,
+        tx: &mut SqliteGroupTx<'_>,
         id: Uuid,
         kind: MemberKind,
         table: &str,
@@ -460,24 +497,27 @@ impl SqliteStore {
         if_version: Option<i64>,
         actor: &Actor,
     ) -> Result<bool> {
-        let (_turn, mut tx) = self.begin_group_write(scope, Some(actor)).await?;
-        let Some(user) = Self::user_in(&mut tx.tx, scope, id).await? else {
-            tx.finish(false).await?;
-            return Ok(false);
-        };
-        if if_version.is_some_and(|v| v != user.version) {
-            tx.finish(false).await?;
-            return Ok(false);
-        }
-        let mut events = vec![NewEvent::user(EventType::UserDeleted, &user, Vec::new())];
-        events.extend(
-            self.forget_member(&mut tx, id, MemberKind::User, "users")
-                .await?,
-        );
-        tx.insert_events(&events).await?;
-        tx.finish(true).await?;
-        self.notify.notify_waiters();
-        Ok(true)
+        self.group_write(scope, Some(actor), async |tx| {
+            let Some(user) = Self::user_in(&mut tx.tx, scope, id).await? else {
+                return Ok((false, false));
+            };
+            if if_version.is_some_and(|v| v != user.version) {
+                return Ok((false, false));
+            }
+            let deleted = NewEvent::user(EventType::UserDeleted, &user, Vec::new());
+            Self::delete_recorded(tx, deleted, id, MemberKind::User, "users").await?;
+            Ok((true, true))
+        })
+        .await
+        .map_err(store_only)
+    }
+}
+
+/// A write's error when it has no error of its own.
+fn store_only(e: ModifyError<std::convert::Infallible>) -> StoreError {
+    match e {
+        ModifyError::Store(e) => e,
+        ModifyError::Change(never) => match never {},
     }
 }
 

@@ -135,8 +135,13 @@ async fn assert_no_event_context(app: &TestApp) {
         return;
     };
     let mut held = Vec::new();
-    for _ in 0..lite.pool().num_idle() {
-        let mut conn = lite.pool().acquire().await.unwrap();
+    let idle = lite.pool().num_idle() + lite.writes().num_idle();
+    for i in 0..idle {
+        let pool = match i {
+            0 => lite.writes(),
+            _ => lite.pool(),
+        };
+        let mut conn = pool.acquire().await.unwrap();
         let left: Option<String> =
             sqlx::query_scalar("SELECT coalesce(resource_id, pending) FROM event_context")
                 .fetch_one(&mut *conn)
@@ -585,6 +590,84 @@ both_backends! {
         if let Some(mut c) = elsewhere {
             sqlx::raw_sql("ROLLBACK").execute(&mut c).await.unwrap();
         }
+    }
+
+    async fn concurrent_writes_refused_or_not_record_exactly_theirs(app) {
+        // Forty clients at once, two for each of twenty names: one of each
+        // pair is created, the other refused (409); then twenty PATCHes at
+        // once, every other one a rename onto a taken name (409). Only the
+        // writes that were made record events. On SQLite the writes queued
+        // together share a transaction: one the database refuses must leave
+        // the others, and their events, as they were.
+        let start = head(&app).await;
+        let send_all = |reqs: Vec<reqwest::RequestBuilder>| async move {
+            let tasks: Vec<_> = reqs.into_iter().map(|req| tokio::spawn(async move {
+                let resp = req.send().await.unwrap();
+                (resp.status(), resp.json::<Value>().await.unwrap())
+            })).collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            out
+        };
+        let creates = (0..40).map(|i| app.req(Method::POST, "/Users")
+            .header(CONTENT_TYPE, "application/scim+json")
+            .body(json!({"userName": format!("twin{}", i % 20)}).to_string())).collect();
+        let mut created = HashMap::new();
+        for (status, body) in send_all(creates).await {
+            match status {
+                StatusCode::CREATED => {
+                    let name = body["userName"].as_str().unwrap().to_owned();
+                    assert!(created.insert(name, body["id"].as_str().unwrap().to_owned()).is_none(), "{body}");
+                }
+                StatusCode::CONFLICT => assert_eq!(body["scimType"], "uniqueness", "{body}"),
+                other => panic!("{other} {body}"),
+            }
+        }
+        assert_eq!(created.len(), 20, "{created:?}");
+        let ids: Vec<String> = (0..20).map(|i| created[&format!("twin{i}")].clone()).collect();
+        let patches = ids.iter().enumerate().map(|(i, id)| {
+            let op = match i % 2 {
+                0 => json!({"op": "replace", "path": "title", "value": format!("title{i}")}),
+                _ => json!({"op": "replace", "path": "userName", "value": "twin0"}),
+            };
+            app.req(Method::PATCH, &format!("/Users/{id}"))
+                .header(CONTENT_TYPE, "application/scim+json")
+                .body(patch(json!([op])).to_string())
+        }).collect();
+        for (i, (status, body)) in send_all(patches).await.into_iter().enumerate() {
+            match i % 2 {
+                0 => assert_eq!((status, body["title"].as_str()), (StatusCode::OK, Some(format!("title{i}").as_str())), "{body}"),
+                _ => assert_eq!((status, body["scimType"].as_str()), (StatusCode::CONFLICT, Some("uniqueness")), "{body}"),
+            }
+        }
+        let (seen, _) = after(&app, &start, 30).await;
+        let mut recorded: HashMap<String, String> = HashMap::new();
+        let mut updated = HashSet::new();
+        for e in &seen {
+            let id = e["resourceId"].as_str().unwrap().to_owned();
+            match e["type"].as_str().unwrap() {
+                "user.created" => assert!(recorded.insert(e["data"]["userName"].as_str().unwrap().to_owned(), id).is_none()),
+                "user.updated" => {
+                    assert_eq!(e["changedAttributes"], json!(["title"]), "{e}");
+                    assert!(updated.insert(id));
+                }
+                other => panic!("{other}: {e}"),
+            }
+        }
+        assert_eq!(recorded, created);
+        assert_eq!(updated, ids.iter().step_by(2).cloned().collect::<HashSet<_>>());
+        for (i, id) in ids.iter().enumerate() {
+            let user = get(&app, &format!("/Users/{id}")).await;
+            assert_eq!(user["userName"], format!("twin{i}"), "{user}");
+            let version = match i % 2 {
+                0 => "W/\"2\"",
+                _ => "W/\"1\"",
+            };
+            assert_eq!(user["meta"]["version"], version, "{user}");
+        }
+        assert_no_event_context(&app).await;
     }
 
     async fn with_events_off_writes_record_none(app) {
