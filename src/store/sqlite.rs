@@ -211,19 +211,25 @@ const NEW_STATEMENT_AFTER: Duration = Duration::from_millis(100);
 /// [`NEW_STATEMENT_AFTER`] starts the clock anew, so statements that follow
 /// each other without a pause count as one. Installed once per connection,
 /// it costs nothing per statement beyond the calls themselves.
+///
+/// The writer connection runs writes back to back under load, many in one
+/// transaction (`sqlite_commit.rs`), with no such pause between them: its
+/// watch also starts the clock anew when a write begins ([`WriteClock`]).
 struct StatementWatch {
     limit: Duration,
     started: std::time::Instant,
     last: std::time::Instant,
+    clock: Option<WriteClock>,
 }
 
 impl StatementWatch {
-    fn new(limit: Duration) -> StatementWatch {
+    fn new(limit: Duration, clock: Option<WriteClock>) -> StatementWatch {
         let now = std::time::Instant::now();
         StatementWatch {
             limit,
             started: now,
             last: now,
+            clock,
         }
     }
 
@@ -233,8 +239,41 @@ impl StatementWatch {
         if now.duration_since(self.last) >= NEW_STATEMENT_AFTER {
             self.started = now;
         }
+        if let Some(began) = self.clock.as_ref().map(WriteClock::began) {
+            self.started = self.started.max(began);
+        }
         self.last = now;
         now.duration_since(self.started) < self.limit
+    }
+}
+
+/// When the writer connection's current write began (set by the writer in
+/// its turn, read by the connection's [`StatementWatch`]).
+#[derive(Clone, Debug)]
+pub(super) struct WriteClock {
+    base: std::time::Instant,
+    began_us: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for WriteClock {
+    fn default() -> WriteClock {
+        WriteClock {
+            base: std::time::Instant::now(),
+            began_us: Default::default(),
+        }
+    }
+}
+
+impl WriteClock {
+    /// A write begins now.
+    pub(super) fn start(&self) {
+        let us = u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.began_us
+            .store(us, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn began(&self) -> std::time::Instant {
+        self.base + Duration::from_micros(self.began_us.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 
@@ -311,14 +350,17 @@ impl SqliteStore {
             .map_err(StoreError::from_sqlx)?;
         MIGRATOR.run(&mut first).await?;
         let statement_timeout = cfg.statement_timeout;
-        let pool_of = |connections: u32, options: SqliteConnectOptions| {
+        let pool_of = |connections: u32,
+                       options: SqliteConnectOptions,
+                       clock: Option<WriteClock>| {
             SqlitePoolOptions::new()
                 .max_connections(connections)
                 .acquire_timeout(cfg.acquire_timeout)
                 .after_connect(move |conn, _| {
+                    let clock = clock.clone();
                     Box::pin(async move {
                         if let Some(limit) = statement_timeout {
-                            let mut watch = StatementWatch::new(limit);
+                            let mut watch = StatementWatch::new(limit, clock);
                             conn.lock_handle()
                                 .await?
                                 .set_progress_handler(PROGRESS_EVERY, move || watch.may_go_on());
@@ -330,22 +372,24 @@ impl SqliteStore {
                 .connect_with(options)
         };
         // The writer's cache is the budget's share of a pool of two.
+        let clock = WriteClock::default();
         let writes = pool_of(
             1,
             options
                 .clone()
                 .pragma("cache_size", cache_size(2))
                 .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES),
+            Some(clock.clone()),
         )
         .await
         .map_err(StoreError::from_sqlx)?;
-        let pool = pool_of(cfg.max_connections, options)
+        let pool = pool_of(cfg.max_connections, options, None)
             .await
             .map_err(StoreError::from_sqlx)?;
         sqlx::Connection::close(first)
             .await
             .map_err(StoreError::from_sqlx)?;
-        let writers = Writers::new(pool.clone());
+        let writers = Writers::new(pool.clone(), clock);
         Ok(SqliteStore {
             pool,
             writes,

@@ -42,6 +42,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
 
+use super::sqlite::WriteClock;
 use super::{Result, StoreError};
 
 /// The most writes one transaction carries: a bound on how long the first
@@ -64,6 +65,8 @@ pub(super) struct Writers {
     /// Where the checkpoints after a batch run, and whether one is running.
     readers: SqlitePool,
     checkpointing: Arc<AtomicBool>,
+    /// Told when each write begins (the statement timeout's clock).
+    clock: WriteClock,
 }
 
 impl std::fmt::Debug for Writers {
@@ -178,14 +181,16 @@ impl Drop for Queued<'_> {
 }
 
 impl Writers {
-    /// `readers`: the pool the checkpoints run on.
-    pub(super) fn new(readers: SqlitePool) -> Writers {
+    /// `readers`: the pool the checkpoints run on; `clock`: the writer
+    /// connection's statement clock.
+    pub(super) fn new(readers: SqlitePool, clock: WriteClock) -> Writers {
         Writers {
             batch: Default::default(),
             queued: Default::default(),
             notify: Default::default(),
             readers,
             checkpointing: Default::default(),
+            clock,
         }
     }
 
@@ -200,6 +205,7 @@ impl Writers {
         let batch = self.batch.clone().lock_owned().await;
         queued.served = true;
         drop(queued);
+        self.clock.start();
         Turn {
             batch,
             writers: self.clone(),
@@ -353,7 +359,7 @@ mod tests {
         b_fails: Option<StoreError>,
     ) -> (Result<()>, Result<()>, Vec<String>) {
         let (writes, reads) = database().await;
-        let writers = Writers::new(reads.clone());
+        let writers = Writers::new(reads.clone(), WriteClock::default());
         let mut a = writers.in_batch().await;
         let a_wrote = insert(&mut a, &writes, "a").await;
         let b = {

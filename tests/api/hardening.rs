@@ -226,6 +226,45 @@ both_backends! {
         assert_eq!(ok["emails"].as_array().unwrap().len(), 1000);
     }
 
+    // The statement timeout bounds one statement, not a run of them:
+    // writes that keep the database busy for longer than it, each quick,
+    // all succeed (on SQLite the writer connection runs them back to back,
+    // many in one transaction).
+    async fn sustained_writes_outlast_the_statement_timeout(app) {
+        let pool = PoolConfig {
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(10),
+            statement_timeout: Some(Duration::from_millis(300)),
+        };
+        let app = app.respawn_custom(HttpSettings::default(), pool, ConnectionLimits::default()).await;
+        let started = Instant::now();
+        let mut clients = Vec::new();
+        for c in 0..16 {
+            let (client, base, token) = (app.client.clone(), app.base.clone(), app.token.clone());
+            clients.push(tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for i in 0..2_000 {
+                    if started.elapsed() > Duration::from_millis(1500) {
+                        break;
+                    }
+                    let resp = client.post(format!("{base}/Users")).bearer_auth(&token)
+                        .header("content-type", "application/scim+json")
+                        .body(json!({"userName": format!("busy{c}-{i}")}).to_string())
+                        .send().await.unwrap();
+                    statuses.push(resp.status());
+                }
+                statuses
+            }));
+        }
+        let mut written = 0;
+        for c in clients {
+            let statuses = c.await.unwrap();
+            assert!(statuses.iter().all(|s| *s == StatusCode::CREATED), "{statuses:?}");
+            written += statuses.len();
+        }
+        assert!(started.elapsed() > Duration::from_millis(1000) && written > 100, "{written} writes");
+    }
+
     // A filter that would run for long is stopped by the statement timeout
     // within the request timeout: cheap requests on a two-connection pool
     // keep succeeding, and no statement is left running.
