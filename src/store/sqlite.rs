@@ -14,7 +14,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::query::{Bind, Dialect, ListQuery, list_sql};
-use super::sqlite_commit::{Turn, WRITER_CHECKPOINT_PAGES, Writers};
+use super::sqlite_commit::{BatchError, Turn, WRITER_CHECKPOINT_PAGES, Writers};
 use crate::scim::schema::USER_RESOURCE;
 use sqlx::AssertSqlSafe;
 
@@ -43,8 +43,6 @@ pub struct SqliteStore {
     /// (39–53 `pread` calls per PATCH); on one connection they find the
     /// pages the previous write left.
     writes: SqlitePool,
-    /// Woken after a write that recorded events (for readers that wait).
-    pub(super) notify: std::sync::Arc<tokio::sync::Notify>,
     /// SQLite has one writer at a time. Writers of this process queue here
     /// (first come, first served) instead of spinning on SQLITE_BUSY, whose
     /// back-off makes tail latency explode under concurrent writes, and
@@ -393,7 +391,6 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             writes,
-            notify: writers.notify.clone(),
             writers,
         })
     }
@@ -693,53 +690,88 @@ impl SqliteStore {
         Ok(user)
     }
 
-    /// Runs a write that is one statement in this process's turn, in a
-    /// transaction it shares with the writes queued beside it (group
-    /// commit, `sqlite_commit.rs`): it answers once that transaction has
-    /// committed. `records_events` when the statement records events
-    /// itself (the `users` triggers), to wake the readers that wait for
-    /// them.
+    /// Runs a write that is one statement in this process's turn, in the
+    /// batch it shares with the writes queued beside it ([`Self::batched`]);
+    /// `records_events` when the statement records events itself (the
+    /// `users` triggers), to wake the readers that wait for them.
     pub(super) async fn write_statement<T>(
         &self,
         records_events: bool,
         work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T>,
     ) -> Result<T> {
+        self.batched(async |c| Ok((work(c).await?, records_events)))
+            .await
+    }
+
+    /// Runs a write of several statements that records events in this
+    /// process's turn, in a savepoint of the batch ([`Self::savepoint`]).
+    pub(super) async fn write<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T>,
+    ) -> Result<T> {
+        self.savepoint(true, async |c| Ok((work(c).await?, true)))
+            .await
+    }
+
+    /// Runs `work` in this process's turn on the connection of the batch
+    /// it shares with the writes queued beside it (group commit,
+    /// `sqlite_commit.rs`), and answers once that batch has committed.
+    /// `work` returns its result and whether it recorded events, to wake
+    /// the readers that wait for them.
+    pub(super) async fn batched<T, E: BatchError>(
+        &self,
+        work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> std::result::Result<(T, bool), E>,
+    ) -> std::result::Result<T, E> {
         let start = std::time::Instant::now();
         let mut turn = self.writers.in_batch().await;
-        let conn = turn.connection(&self.writes).await?;
-        if let Some(m) = crate::metrics::get() {
-            m.db_acquired(start.elapsed());
+        let out = async {
+            let conn = turn.connection(&self.writes).await?;
+            if let Some(m) = crate::metrics::get() {
+                m.db_acquired(start.elapsed());
+            }
+            work(conn).await
         }
-        let out = work(conn).await;
-        let outcome = turn.join(out.as_ref().err(), records_events);
+        .await;
+        let failed = out.as_ref().err().and_then(BatchError::store_error);
+        let outcome = turn.join(failed, matches!(out, Ok((_, true))));
         drop(turn);
         if let Some(outcome) = outcome {
             outcome.committed().await?;
         }
-        out
+        out.map(|(out, _)| out)
     }
 
-    /// Runs a write in this process's turn: as the one autocommit statement
-    /// it is, or, when it records events too (`recorded`), in a transaction
-    /// with them (and wakes the readers that wait for events).
-    pub(super) async fn write<T>(
+    /// Runs a write of several statements in a savepoint of the batch
+    /// ([`Self::batched`]): `work` returns its result and whether it
+    /// changed anything; what did not, or failed, is rolled back.
+    /// `records_events` when what it keeps has recorded events.
+    pub(super) async fn savepoint<T, E: BatchError>(
         &self,
-        recorded: bool,
-        work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T>,
-    ) -> Result<T> {
-        if !recorded {
-            return self.write_statement(false, work).await;
-        }
-        let _turn = self.writer().await;
-        let mut tx = self
-            .writes
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        let out = work(&mut tx).await?;
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
-        self.notify.notify_waiters();
-        Ok(out)
+        records_events: bool,
+        work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> std::result::Result<(T, bool), E>,
+    ) -> std::result::Result<T, E> {
+        self.batched(async |conn| {
+            let mut tx = sqlx::Connection::begin(conn)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            match work(&mut tx).await {
+                Ok((out, changed)) => {
+                    match changed {
+                        true => tx.commit().await,
+                        false => tx.rollback().await,
+                    }
+                    .map_err(StoreError::from_sqlx)?;
+                    Ok((out, records_events && changed))
+                }
+                Err(e) => {
+                    if let Err(undo) = tx.rollback().await {
+                        tracing::warn!(error = %undo, "could not roll back a failed write");
+                    }
+                    Err(e)
+                }
+            }
+        })
+        .await
     }
 
     /// The user, with its groups, read on `conn` (also inside a transaction).

@@ -11,8 +11,9 @@
 //! writers queued behind it write into the same transaction: a user's
 //! create or update as its one statement, which SQLite keeps or undoes as
 //! a whole (a statement a constraint refused leaves the transaction and
-//! the other writes as they were), a group write or a recorded delete in a
-//! savepoint of its own. The writer that leaves no one queued behind it,
+//! the other writes as they were), a write of several statements (a group
+//! write, a recorded delete, a tombstone or deletion-policy write) in a
+//! savepoint of its own (`SqliteStore::batched`, `SqliteStore::savepoint`). The writer that leaves no one queued behind it,
 //! or fills the batch, commits it. No writer answers before the
 //! transaction holding its write has committed, and if it does not commit,
 //! every writer in it answers with an error: the durability of one
@@ -278,6 +279,27 @@ impl Drop for Turn {
             && let Some(open) = self.batch.open.take()
         {
             open.commit(&self.writers);
+        }
+    }
+}
+
+/// A batched write's error: a store error, which may end the batch (see
+/// [`Turn::join`]), or an error of the write's own, which wrote nothing.
+pub(super) trait BatchError: From<StoreError> {
+    fn store_error(&self) -> Option<&StoreError>;
+}
+
+impl BatchError for StoreError {
+    fn store_error(&self) -> Option<&StoreError> {
+        Some(self)
+    }
+}
+
+impl<E> BatchError for super::ModifyError<E> {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            super::ModifyError::Store(e) => Some(e),
+            super::ModifyError::Change(_) => None,
         }
     }
 }

@@ -173,6 +173,6 @@ impl SqliteStore {
 
     /// Woken after every write of this process that recorded events.
     pub fn events_notify(&self) -> &tokio::sync::Notify {
-        &self.notify
+        &self.writers.notify
     }
 }

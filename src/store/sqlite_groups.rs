@@ -9,8 +9,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use sqlx::Transaction;
-use sqlx::sqlite::{Sqlite, SqliteRow};
+use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use super::events::{self, NewEvent};
@@ -45,8 +44,8 @@ fn json_ids(ids: &[Uuid]) -> String {
 
 /// A group write, in this process's turn to write.
 struct SqliteGroupTx<'t> {
-    /// A savepoint of the batch's transaction (`sqlite_commit.rs`).
-    tx: Transaction<'t, Sqlite>,
+    /// A savepoint of the batch's transaction ([`SqliteStore::savepoint`]).
+    tx: &'t mut sqlx::SqliteConnection,
     tenant: String,
     /// The `actor` of the events this write records (none: events are off).
     actor: Option<Value>,
@@ -211,22 +210,13 @@ impl GroupTx for SqliteGroupTx<'_> {
 
     async fn insert_events(&mut self, events: &[NewEvent]) -> Result<()> {
         match &self.actor {
-            Some(actor) => insert_events(&mut self.tx, &self.tenant, actor, events).await,
+            Some(actor) => insert_events(self.tx, &self.tenant, actor, events).await,
             None => Ok(()),
         }
     }
 }
 
 impl SqliteGroupTx<'_> {
-    /// Keeps what it wrote, or rolls back what did not change anything.
-    async fn finish(self, commit: bool) -> Result<()> {
-        match commit {
-            true => self.tx.commit().await,
-            false => self.tx.rollback().await,
-        }
-        .map_err(StoreError::from_sqlx)
-    }
-
     async fn delete_where(&mut self, group: Uuid, op: &str, ids: &[Uuid]) -> Result<Vec<Member>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 \
@@ -245,52 +235,23 @@ impl SqliteGroupTx<'_> {
 
 impl SqliteStore {
     /// Runs a group write (or a recorded delete, which removes its resource
-    /// from groups) in this process's turn, in a savepoint of the batch's
-    /// transaction (group commit, `sqlite_commit.rs`): `work` returns its
-    /// result and whether it changed anything (what did not is rolled
-    /// back). Answers once the batch has committed.
+    /// from groups) in a savepoint of the batch ([`Self::savepoint`]):
+    /// `work` returns its result and whether it changed anything.
     async fn group_write<T, E>(
         &self,
         scope: TenantScope,
         actor: Option<&Actor>,
         work: impl AsyncFnOnce(&mut SqliteGroupTx<'_>) -> std::result::Result<(T, bool), ModifyError<E>>,
     ) -> std::result::Result<T, ModifyError<E>> {
-        let mut turn = self.writers.in_batch().await;
-        let out = async {
-            let conn = turn.connection(self.writes()).await?;
-            let tx = sqlx::Connection::begin(conn)
-                .await
-                .map_err(StoreError::from_sqlx)?;
+        self.savepoint(actor.is_some(), async |tx| {
             let mut tx = SqliteGroupTx {
                 tx,
                 tenant: scope.tenant_id().to_string(),
                 actor: actor.map(Actor::to_json),
             };
-            match work(&mut tx).await {
-                Ok((out, changed)) => {
-                    tx.finish(changed).await?;
-                    Ok((out, changed))
-                }
-                Err(e) => {
-                    if let Err(undo) = tx.tx.rollback().await {
-                        tracing::warn!(error = %undo, "could not roll back a failed group write");
-                    }
-                    Err(e)
-                }
-            }
-        }
-        .await;
-        let failed = match &out {
-            Err(ModifyError::Store(e)) => Some(e),
-            _ => None,
-        };
-        let recorded = actor.is_some() && matches!(out, Ok((_, true)));
-        let outcome = turn.join(failed, recorded);
-        drop(turn);
-        if let Some(outcome) = outcome {
-            outcome.committed().await?;
-        }
-        out.map(|(out, _)| out)
+            work(&mut tx).await
+        })
+        .await
     }
 
     pub async fn create_group(
@@ -498,7 +459,7 @@ impl SqliteStore {
         actor: &Actor,
     ) -> Result<bool> {
         self.group_write(scope, Some(actor), async |tx| {
-            let Some(user) = Self::user_in(&mut tx.tx, scope, id).await? else {
+            let Some(user) = Self::user_in(tx.tx, scope, id).await? else {
                 return Ok((false, false));
             };
             if if_version.is_some_and(|v| v != user.version) {

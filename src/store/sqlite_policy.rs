@@ -107,7 +107,7 @@ impl SqliteStore {
         change: &PolicyChange,
         actor: Option<&Value>,
     ) -> Result<Option<TenantState>> {
-        self.write(true, async |tx| {
+        self.write(async |tx| {
             let Some(before) = read(tx, tenant).await? else {
                 return Ok(None);
             };
@@ -140,7 +140,7 @@ impl SqliteStore {
         tenant: Uuid,
         actor: Option<&Value>,
     ) -> Result<Option<TenantState>> {
-        self.write(true, async |tx| {
+        self.write(async |tx| {
             let Some(before) = read(tx, tenant).await? else {
                 return Ok(None);
             };
@@ -178,7 +178,7 @@ impl SqliteStore {
     pub async fn count_deletion(&self, tenant: Uuid, actor: Option<&Value>) -> Result<Deletion> {
         // In the write's transaction, which wakes the event readers (a
         // trip records an event).
-        self.write(true, async |tx| {
+        self.write(async |tx| {
             let Some(state) = read(tx, tenant).await? else {
                 return Ok(Deletion::Allowed);
             };

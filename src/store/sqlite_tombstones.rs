@@ -60,7 +60,7 @@ impl SqliteStore {
         since: DateTime<Utc>,
     ) -> Result<Option<Revived<StoredUser>>> {
         let at = now();
-        self.write(true, async |c| {
+        self.write(async |c| {
             let Some(t) = take(c, scope, "User", since, &w.user_name_lower, w.external_id.as_deref()).await? else {
                 return Ok(None);
             };
@@ -112,7 +112,7 @@ impl SqliteStore {
         since: DateTime<Utc>,
     ) -> Result<Option<Revived<StoredGroup>>> {
         let at = now();
-        self.write(true, async |c| {
+        self.write(async |c| {
             let Some(t) = take(c, scope, "Group", since, &w.display_name_lower, w.external_id.as_deref()).await? else {
                 return Ok(None);
             };
@@ -157,7 +157,7 @@ impl SqliteStore {
         cutoff: DateTime<Utc>,
         actor: Option<&Value>,
     ) -> Result<u64> {
-        self.write(true, async |c| {
+        self.write(async |c| {
             let rows = sqlx::query(
                 "DELETE FROM tombstones WHERE deleted_at < $1 \
                  RETURNING tenant_id, id, resource_type, version",
