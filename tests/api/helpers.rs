@@ -380,6 +380,8 @@ pub struct TestApp {
     /// A tenant-admin token of the default tenant.
     pub token: String,
     pub client: reqwest::Client,
+    /// This process's webhook worker (see [`TestApp::stop_webhooks`]).
+    webhooks: tokio::task::AbortHandle,
     _scratch: Scratch,
 }
 
@@ -537,7 +539,7 @@ impl TestApp {
             webhooks,
         )
         .unwrap();
-        tokio::spawn(deliverer.run());
+        let webhooks = tokio::spawn(deliverer.run()).abort_handle();
         tokio::spawn(scimd::serve(
             listener,
             app(state),
@@ -558,8 +560,18 @@ impl TestApp {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            webhooks,
             _scratch: scratch,
         }
+    }
+
+    /// Stops this process's webhook worker, for a test whose deliveries
+    /// are made by `scimd` processes of its own on this database: this
+    /// worker (which does not deliver to loopback addresses unless
+    /// `webhook_allow_private`) would lease their subscriptions too, fail
+    /// them, and put them back by a backoff of seconds.
+    pub fn stop_webhooks(&self) {
+        self.webhooks.abort();
     }
 
     async fn fresh_database(backend: Backend, serializable: bool) -> (String, Scratch) {

@@ -307,6 +307,8 @@ both_backends! {
 
 both_backends! {
     async fn a_killed_process_loses_no_event_and_two_processes_deliver_each_once(app) {
+        // Delivered by the scimd processes below alone.
+        app.stop_webhooks();
         let token = "Pwebhooks:0123456789abcdefghijklmnopqrstuvwxyz";
         let env = [("SCIMD_WEBHOOK_ALLOW_PRIVATE", "true"), ("SCIMD_WEBHOOK_LEASE", "6s")];
         let mut first = crate::cli::Server::start_logging(&app.database_url, Some(token), None, &env).await;
@@ -368,6 +370,8 @@ both_backends! {
 
 both_backends! {
     async fn two_processes_writing_make_one_feed_and_deliver_it_once(app) {
+        // Delivered by the scimd processes below alone.
+        app.stop_webhooks();
         const WRITERS: usize = 4;
         const WRITES: usize = 100;
         let token = "Ptwofeeds:0123456789abcdefghijklmnopqrstuvwxyz";
@@ -451,6 +455,8 @@ both_backends! {
 
 both_backends! {
     async fn an_idle_subscription_leaves_the_server_idle(app) {
+        // Delivered by the scimd processes below alone.
+        app.stop_webhooks();
         let token = "Pidlehook:0123456789abcdefghijklmnopqrstuvwxyz";
         let env = [("SCIMD_WEBHOOK_ALLOW_PRIVATE", "true")];
         let mut server = crate::cli::Server::start_logging(&app.database_url, Some(token), None, &env).await;
