@@ -29,10 +29,6 @@ use super::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// What every connection runs when it opens: the TEMP table through which
-/// a write hands its events to the TEMP triggers that record them.
-const EVENT_CONTEXT: &str = include_str!("sqlite_event_context.sql");
-
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -115,54 +111,25 @@ macro_rules! groups_of {
 }
 pub(super) use groups_of;
 
-/// One event a write hands to its table's trigger, which adds what the
-/// row as written knows (see `sqlite_event_context.sql`): a
-/// new id, the type, and what changed where the type has it.
-pub(super) fn pending_row(kind: EventType, changed: &[String]) -> Map<String, Value> {
-    let mut event = Map::new();
-    event.insert("id".into(), Uuid::now_v7().to_string().into());
-    event.insert("type".into(), kind.as_str().into());
-    if kind.has_changes() {
-        event.insert("changed".into(), changed.into());
+/// A user write's event as the statement that records it binds it: its
+/// id, type, actor and (for the types that have them) changed attributes,
+/// as JSON text.
+struct EventBinds {
+    id: String,
+    kind: &'static str,
+    actor: String,
+    changed: Option<String>,
+}
+
+impl EventBinds {
+    fn new(kind: EventType, actor: &Actor, changed: &[String]) -> EventBinds {
+        EventBinds {
+            id: Uuid::now_v7().to_string(),
+            kind: kind.as_str(),
+            actor: actor.to_json().to_string(),
+            changed: kind.has_changes().then(|| Value::from(changed).to_string()),
+        }
     }
-    event
-}
-
-/// The statement a write puts before its own, in the same call, to hand
-/// its events to the triggers (`sqlite_event_context.sql`): the write's
-/// parameters holding the resource's id and the events' JSON.
-macro_rules! set_event_context {
-    ($id:literal, $pending:literal) => {
-        concat!(
-            "UPDATE event_context SET resource_id = ",
-            $id,
-            ", pending = ",
-            $pending,
-            "; "
-        )
-    };
-}
-pub(super) use set_event_context;
-
-/// Empties this connection's `event_context` after a write that set it
-/// but wrote nothing (an error, a version mismatch, no change), so that no
-/// later statement of the connection finds it. The triggers record only
-/// for the resource the context names, so what this misses is harmless.
-pub(super) async fn forget_event_context(conn: &mut sqlx::SqliteConnection) {
-    if let Err(e) = sqlx::query("UPDATE event_context SET resource_id = NULL, pending = NULL")
-        .execute(conn)
-        .await
-    {
-        tracing::warn!(error = %e, "could not empty the connection's event context");
-    }
-}
-
-/// A user write's event, for the `users` triggers (the connection's
-/// `event_context`, see `sqlite_event_context.sql`): one row with its actor.
-fn pending_event(kind: EventType, actor: &Actor, changed: &[String]) -> String {
-    let mut event = pending_row(kind, changed);
-    event.insert("actor".into(), actor.to_json());
-    Value::Object(event).to_string()
 }
 
 fn user_from_row(row: &SqliteRow) -> Result<StoredUser> {
@@ -337,9 +304,7 @@ impl SqliteStore {
             .foreign_keys(true)
             .pragma("cache_size", cache_size(cfg.max_connections))
             .pragma("temp.cache_size", cache_size(cfg.max_connections));
-        // The pool's connections create TEMP triggers on the tables
-        // (`sqlite_event_context.sql`), so the tables must be there first:
-        // an embedded database is brought to this binary's schema on a
+        // An embedded database is brought to this binary's schema on a
         // connection of its own before the pools open any. It stays open
         // until they have (an in-memory database lasts as long as one of
         // its connections does).
@@ -363,7 +328,6 @@ impl SqliteStore {
                                 .await?
                                 .set_progress_handler(PROGRESS_EVERY, move || watch.may_go_on());
                         }
-                        sqlx::raw_sql(EVENT_CONTEXT).execute(conn).await?;
                         Ok(())
                     })
                 })
@@ -654,19 +618,25 @@ impl SqliteStore {
             doc: w.doc.clone(),
             groups: Vec::new(),
         };
-        let event = actor.map(|a| pending_event(EventType::UserCreated, a, &[]));
+        let event = actor.map(|a| EventBinds::new(EventType::UserCreated, a, &[]));
         macro_rules! insert {
             () => {
                 "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc, display_name_lower) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9, $10)"
             };
         }
+        // Its event, with it in the same call: a new user has no groups.
         let sql = match event {
-            Some(_) => concat!(set_event_context!("$2", "$11"), insert!()),
+            Some(_) => concat!(
+                insert!(),
+                "; INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, \
+                 version, actor, created_at, modified_at, data, groups) \
+                 VALUES ($1, $11, $12, $8, 'User', $2, 1, $13, $8, $8, $9, '[]')"
+            ),
             None => insert!(),
         };
         self.write_statement(event.is_some(), async |c| {
-            let done = sqlx::query(sql)
+            sqlx::query(sql)
                 .bind(scope.tenant_id().to_string())
                 .bind(id.to_string())
                 .bind(&w.user_name)
@@ -677,23 +647,23 @@ impl SqliteStore {
                 .bind(millis(at))
                 .bind(doc_text(&w.doc))
                 .bind(&w.display_name_lower)
-                .bind(&event)
+                .bind(event.as_ref().map(|e| &e.id))
+                .bind(event.as_ref().map(|e| e.kind))
+                .bind(event.as_ref().map(|e| &e.actor))
                 .execute(&mut *c)
-                .await;
-            if event.is_some() && done.is_err() {
-                forget_event_context(c).await;
-            }
-            done.map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
+                .await
+                .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
             Ok(())
         })
         .await?;
         Ok(user)
     }
 
-    /// Runs a write that is one statement in this process's turn, in the
-    /// batch it shares with the writes queued beside it ([`Self::batched`]);
-    /// `records_events` when the statement records events itself (the
-    /// `users` triggers), to wake the readers that wait for them.
+    /// Runs a user's create or update (one call: its statement and, if it
+    /// records one, its event's) in this process's turn, in the batch it
+    /// shares with the writes queued beside it ([`Self::batched`]);
+    /// `records_events` when it does, to wake the readers that wait for
+    /// them.
     pub(super) async fn write_statement<T>(
         &self,
         records_events: bool,
@@ -878,21 +848,36 @@ impl SqliteStore {
         event: Option<UserEvent<'_>>,
     ) -> Result<Option<WrittenUser>> {
         let doc = doc_text(&w.doc);
-        let pending = event.map(|e| pending_event(e.change.kind, e.actor, &e.change.changed));
+        let event = event.map(|e| EventBinds::new(e.change.kind, e.actor, &e.change.changed));
         macro_rules! update {
             () => {
-                concat!(
-                    "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
-                     display_name = $7, doc = $8, version = version + 1, modified_at = $9, display_name_lower = $11 \
-                     WHERE tenant_id = $1 AND id = $2 AND ($10 IS NULL OR version = $10) AND doc IS NOT $8 \
-                     RETURNING id, version, created_at, modified_at, ",
-                    groups_of!("users")
-                )
+                "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
+                 display_name = $7, doc = $8, version = version + 1, modified_at = $9, display_name_lower = $11 \
+                 WHERE tenant_id = $1 AND id = $2 AND ($10 IS NULL OR version = $10) AND doc IS NOT $8"
             };
         }
-        let sql = match pending {
-            Some(_) => concat!(set_event_context!("$2", "$12"), update!()),
-            None => update!(),
+        // With an event, a second statement in the same call records it
+        // with the row as written (its version, times, document and
+        // groups) if the update changed the row (`changes()` counts the
+        // rows the statement before it changed: none on a version
+        // mismatch or an unchanged document), and returns what the
+        // update would have: the event holds it all.
+        let sql = match event {
+            Some(_) => concat!(
+                update!(),
+                "; INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, \
+                 version, actor, changed, created_at, modified_at, data, groups) \
+                 SELECT u.tenant_id, $12, $13, u.modified_at, 'User', u.id, u.version, $14, $15, \
+                 u.created_at, u.modified_at, u.doc, ",
+                groups_of!("u"),
+                " FROM users u WHERE u.tenant_id = $1 AND u.id = $2 AND changes() = 1 \
+                 RETURNING resource_id AS id, version, created_at, modified_at, groups"
+            ),
+            None => concat!(
+                update!(),
+                " RETURNING id, version, created_at, modified_at, ",
+                groups_of!("users")
+            ),
         };
         self.write_statement(event.is_some(), async |c| {
             let row = sqlx::query(sql)
@@ -907,14 +892,13 @@ impl SqliteStore {
                 .bind(millis(now()))
                 .bind(if_version)
                 .bind(&w.display_name_lower)
-                .bind(&pending)
+                .bind(event.as_ref().map(|e| &e.id))
+                .bind(event.as_ref().map(|e| e.kind))
+                .bind(event.as_ref().map(|e| &e.actor))
+                .bind(event.as_ref().and_then(|e| e.changed.as_ref()))
                 .fetch_optional(&mut *c)
-                .await;
-            if pending.is_some() && !matches!(row, Ok(Some(_))) {
-                forget_event_context(c).await;
-            }
-            let row =
-                row.map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
+                .await
+                .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
             row.as_ref().map(|row| user_with(row, ())).transpose()
         })
         .await

@@ -9,12 +9,16 @@
 //! A process's SCIM writes now share transactions. The first writer of a
 //! batch opens one (`BEGIN IMMEDIATE`) on the writer connection; the
 //! writers queued behind it write into the same transaction: a user's
-//! create or update as its one statement, which SQLite keeps or undoes as
-//! a whole (a statement a constraint refused leaves the transaction and
-//! the other writes as they were), a write of several statements (a group
-//! write, a recorded delete, a tombstone or deletion-policy write) in a
-//! savepoint of its own (`SqliteStore::batched`, `SqliteStore::savepoint`). The writer that leaves no one queued behind it,
-//! or fills the batch, commits it. No writer answers before the
+//! create or update as one call, its statement and the one recording its
+//! event. SQLite keeps or undoes each statement as a whole; a statement a
+//! constraint refused (only the write's own can be: the event's takes
+//! every value from the row written or from the write) leaves the
+//! transaction and the other writes as they were, and ends the call
+//! before the event's. A write of several statements (a group write, a
+//! recorded delete, a tombstone or deletion-policy write) goes in a
+//! savepoint of its own (`SqliteStore::batched`, `SqliteStore::savepoint`).
+//! The writer that leaves no one queued behind it, or fills the batch,
+//! commits it. No writer answers before the
 //! transaction holding its write has committed, and if it does not commit,
 //! every writer in it answers with an error: the durability of one
 //! transaction per write, one fsync for many.

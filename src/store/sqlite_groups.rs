@@ -16,7 +16,7 @@ use super::events::{self, NewEvent};
 use super::groups::{self, GroupTx};
 use super::now;
 use super::query::ListQuery;
-use super::sqlite::{SqliteStore, doc_text, from_millis, get, millis, parse_uuid, pending_row};
+use super::sqlite::{SqliteStore, doc_text, from_millis, get, millis, parse_uuid};
 use super::{
     GroupWrite, GroupWritten, Member, MemberKind, MemberPage, ModifyError, Result, StoreError,
     StoredGroup, TenantScope,
@@ -121,21 +121,36 @@ impl GroupTx for SqliteGroupTx<'_> {
         at: DateTime<Utc>,
         events: &[NewEvent],
     ) -> Result<StoredGroup> {
-        // The events go with the update, for its trigger to record (see
-        // `sqlite_event_context.sql`); inside this transaction, which takes
-        // the context back with it if it fails.
-        let pending = match &self.actor {
-            Some(actor) if !events.is_empty() => Some(pending_events(actor, events)),
+        // The events go with the update, in the same call, recorded with
+        // the group as written (its version, times and document). This
+        // write read the group in its savepoint, so the update finds it;
+        // if it did not, no row comes back, the write fails and its
+        // savepoint, events and all, is rolled back.
+        let record = match &self.actor {
+            Some(actor) if !events.is_empty() => Some((actor.to_string(), events_json(events))),
             _ => None,
         };
-        let context = match pending {
-            Some(_) => super::sqlite::set_event_context!("$2", "$8"),
+        let insert = match record {
+            Some(_) => {
+                "; INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, \
+                 version, actor, changed, created_at, modified_at, data, groups, member_id, member_type) \
+                 SELECT g.tenant_id, j.value ->> '$.id', j.value ->> '$.type', g.modified_at, 'Group', \
+                 g.id, g.version, $8, j.value -> '$.changed', \
+                 CASE WHEN j.value ->> '$.member_id' IS NULL THEN g.created_at END, \
+                 CASE WHEN j.value ->> '$.member_id' IS NULL THEN g.modified_at END, \
+                 CASE WHEN j.value ->> '$.member_id' IS NULL THEN g.doc END, \
+                 CASE WHEN j.value ->> '$.member_id' IS NULL THEN '[]' END, \
+                 j.value ->> '$.member_id', j.value ->> '$.member_type' \
+                 FROM groups g, json_each($9) j WHERE g.tenant_id = $1 AND g.id = $2"
+            }
             None => "",
         };
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{context}UPDATE groups SET display_name = $3, display_name_lower = $4, external_id = $5, doc = $6, \
+        // All rows, not the first: the statement recording the events
+        // runs after the one that returns the row.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE groups SET display_name = $3, display_name_lower = $4, external_id = $5, doc = $6, \
              version = version + 1, modified_at = $7 WHERE tenant_id = $1 AND id = $2 \
-             RETURNING {GROUP_COLUMNS}"
+             RETURNING {GROUP_COLUMNS}{insert}"
         )))
         .bind(&self.tenant)
         .bind(id.to_string())
@@ -144,11 +159,15 @@ impl GroupTx for SqliteGroupTx<'_> {
         .bind(&w.external_id)
         .bind(doc_text(&w.doc))
         .bind(millis(at))
-        .bind(pending)
-        .fetch_one(&mut *self.tx)
+        .bind(record.as_ref().map(|(actor, _)| actor))
+        .bind(record.as_ref().map(|(_, events)| events))
+        .fetch_all(&mut *self.tx)
         .await
         .map_err(StoreError::from_sqlx)?;
-        group_from_row(&row)
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::from_sqlx(sqlx::Error::RowNotFound))?;
+        group_from_row(row)
     }
 
     async fn put_members(
@@ -482,13 +501,19 @@ fn store_only(e: ModifyError<std::convert::Infallible>) -> StoreError {
     }
 }
 
-/// A group update's events, for the `groups` trigger to record with the
-/// group as written (its version, times and document).
-fn pending_events(actor: &Value, events: &[NewEvent]) -> String {
+/// A group update's events, for the statement that records them with the
+/// group as written (its version, times and document): each one's new id,
+/// type, changed attributes and member, as a JSON array.
+fn events_json(events: &[NewEvent]) -> String {
     let rows: Vec<Value> = events
         .iter()
         .map(|e| {
-            let mut row = pending_row(e.kind, &e.changed);
+            let mut row = Map::new();
+            row.insert("id".into(), Uuid::now_v7().to_string().into());
+            row.insert("type".into(), e.kind.as_str().into());
+            if e.kind.has_changes() {
+                row.insert("changed".into(), e.changed.clone().into());
+            }
             if let Some((id, kind)) = e.member {
                 row.insert("member_id".into(), id.to_string().into());
                 row.insert("member_type".into(), kind.as_str().into());
@@ -496,7 +521,7 @@ fn pending_events(actor: &Value, events: &[NewEvent]) -> String {
             Value::Object(row)
         })
         .collect();
-    json!({"actor": actor, "events": rows}).to_string()
+    Value::from(rows).to_string()
 }
 
 /// Inserts `events` as one statement: one event with its values bound,
