@@ -130,17 +130,35 @@ impl SqliteStore {
         until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<Webhook>> {
-        let _turn = self.writer().await;
+        // What may be leased: enabled, due, and leased by no one else.
+        const CLAIMABLE: &str = "enabled AND next_attempt_at <= $2 \
+            AND (lease_until IS NULL OR lease_until < $2 OR lease_owner = $1)";
         let at = millis(now());
+        // The worker looks every time this process's writes record events
+        // (up to 20 times a second), and most looks find nothing due (no
+        // subscription, or one backing off). A lease is a write, which
+        // takes the writer's turn: it commits the batch open at that
+        // moment and writes alone. So look on the read pool first.
+        let due: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM webhooks WHERE {CLAIMABLE})"
+        )))
+        .bind(owner.to_string())
+        .bind(at)
+        .fetch_one(self.pool())
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        if !due {
+            return Ok(Vec::new());
+        }
+        let _turn = self.writer().await;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE webhooks SET lease_owner = $1, lease_until = $2 WHERE rowid IN ( \
-             SELECT rowid FROM webhooks WHERE enabled AND next_attempt_at <= $3 \
-             AND (lease_until IS NULL OR lease_until < $3 OR lease_owner = $1) ORDER BY next_attempt_at LIMIT $4) \
+            "UPDATE webhooks SET lease_owner = $1, lease_until = $3 WHERE rowid IN ( \
+             SELECT rowid FROM webhooks WHERE {CLAIMABLE} ORDER BY next_attempt_at LIMIT $4) \
              RETURNING {COLUMNS}"
         )))
         .bind(owner.to_string())
-        .bind(millis(until))
         .bind(at)
+        .bind(millis(until))
         .bind(limit)
         .fetch_all(self.writes())
         .await
