@@ -135,9 +135,9 @@ impl SqliteStore {
             AND (lease_until IS NULL OR lease_until < $2 OR lease_owner = $1)";
         let at = millis(now());
         // The worker looks every time this process's writes record events
-        // (up to 20 times a second), and most looks find nothing due (no
-        // subscription, or one backing off). A lease is a write, which
-        // takes the writer's turn: it commits the batch open at that
+        // (up to 20 times a second). With no subscription, or only ones
+        // backing off, every look finds nothing due. A lease is a write,
+        // which takes the writer's turn: it commits the batch open at that
         // moment and writes alone. So look on the read pool first.
         let due: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT EXISTS (SELECT 1 FROM webhooks WHERE {CLAIMABLE})"
