@@ -245,11 +245,7 @@ pub(super) fn rows_json(events: &[NewEvent], time: fn(DateTime<Utc>) -> Value) -
                 row.insert("created_at".into(), time(s.created));
                 row.insert("modified_at".into(), time(s.modified));
                 row.insert("data".into(), Value::Object(s.doc.clone()));
-                let groups = s
-                    .groups
-                    .iter()
-                    .map(|g| Value::Array(vec![g.id.to_string().into(), g.display.clone().into()]));
-                row.insert("groups".into(), Value::Array(groups.collect()));
+                row.insert("groups".into(), groups_json(&s.groups));
             }
             if let Some((id, kind)) = e.member {
                 row.insert("member_id".into(), id.to_string().into());

@@ -122,12 +122,16 @@ impl GroupTx for SqliteGroupTx<'_> {
         events: &[NewEvent],
     ) -> Result<StoredGroup> {
         // The events go with the update, in the same call, recorded with
-        // the group as written (its version, times and document). This
-        // write read the group in its savepoint, so the update finds it;
-        // if it did not, no row comes back, the write fails and its
-        // savepoint, events and all, is rolled back.
+        // the group as written (its version, times and document; of each
+        // event's row it reads the id, type, changed attributes and
+        // member). This write read the group in its savepoint, so the
+        // update finds it; if it did not, no row comes back, the write
+        // fails and its savepoint, events and all, is rolled back.
         let record = match &self.actor {
-            Some(actor) if !events.is_empty() => Some((actor.to_string(), events_json(events))),
+            Some(actor) if !events.is_empty() => Some((
+                actor.to_string(),
+                events::rows_json(events, |t| Value::from(millis(t))),
+            )),
             _ => None,
         };
         let insert = match record {
@@ -499,29 +503,6 @@ fn store_only(e: ModifyError<std::convert::Infallible>) -> StoreError {
         ModifyError::Store(e) => e,
         ModifyError::Change(never) => match never {},
     }
-}
-
-/// A group update's events, for the statement that records them with the
-/// group as written (its version, times and document): each one's new id,
-/// type, changed attributes and member, as a JSON array.
-fn events_json(events: &[NewEvent]) -> String {
-    let rows: Vec<Value> = events
-        .iter()
-        .map(|e| {
-            let mut row = Map::new();
-            row.insert("id".into(), Uuid::now_v7().to_string().into());
-            row.insert("type".into(), e.kind.as_str().into());
-            if e.kind.has_changes() {
-                row.insert("changed".into(), e.changed.clone().into());
-            }
-            if let Some((id, kind)) = e.member {
-                row.insert("member_id".into(), id.to_string().into());
-                row.insert("member_type".into(), kind.as_str().into());
-            }
-            Value::Object(row)
-        })
-        .collect();
-    Value::from(rows).to_string()
 }
 
 /// Inserts `events` as one statement: one event with its values bound,
