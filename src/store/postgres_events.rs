@@ -219,34 +219,50 @@ impl PgStore {
         Ok(row.map_or(Position::START, |(xid, seq)| Position { xid, seq }))
     }
 
-    /// Removes events that occurred before `cutoff`, in bounded batches,
-    /// moving each tenant's horizon past them. Returns how many went.
+    /// Removes each tenant's expired prefix of the feed: from its oldest
+    /// event up to the first one that occurred at or after `cutoff`, in
+    /// bounded batches read in feed order through the primary key, moving
+    /// the tenant's horizon past them. Returns how many went.
     pub async fn purge_events(&self, cutoff: DateTime<Utc>) -> Result<u64> {
-        let mut total = 0;
-        for _ in 0..10_000 {
-            let gone: i64 = self
-                .on(async |c| {
-                    sqlx::query_scalar(
-                        "WITH gone AS (DELETE FROM events WHERE (tenant_id, xid, seq) IN ( \
-                           SELECT tenant_id, xid, seq FROM events WHERE occurred_at < $1 LIMIT $2) \
-                           RETURNING tenant_id, xid, seq), \
-                         last AS (SELECT DISTINCT ON (tenant_id) tenant_id, xid, seq FROM gone \
-                           ORDER BY tenant_id, xid DESC, seq DESC), \
-                         moved AS (INSERT INTO event_horizons (tenant_id, xid, seq) \
-                           SELECT tenant_id, xid, seq FROM last \
-                           ON CONFLICT (tenant_id) DO UPDATE SET xid = EXCLUDED.xid, seq = EXCLUDED.seq \
-                           WHERE (event_horizons.xid, event_horizons.seq) < (EXCLUDED.xid, EXCLUDED.seq)) \
-                         SELECT count(*) FROM gone",
-                    )
-                    .bind(cutoff)
-                    .bind(PURGE_BATCH)
-                    .fetch_one(c)
+        let tenants: Vec<Uuid> = self
+            .on(async |c| {
+                sqlx::query_scalar("SELECT id FROM tenants")
+                    .fetch_all(c)
                     .await
-                })
-                .await?;
-            total += gone as u64;
-            if gone < PURGE_BATCH {
-                break;
+            })
+            .await?;
+        let mut total = 0;
+        for tenant in tenants {
+            for _ in 0..10_000 {
+                let (gone, expired_page): (i64, bool) = self
+                    .on(async |c| {
+                        sqlx::query_as(
+                            "WITH page AS (SELECT xid, seq, occurred_at FROM events WHERE tenant_id = $1 \
+                               ORDER BY xid, seq LIMIT $2), \
+                             kept AS (SELECT xid, seq FROM page WHERE occurred_at >= $3 ORDER BY xid, seq LIMIT 1), \
+                             doomed AS (SELECT xid, seq FROM page \
+                               WHERE NOT EXISTS (SELECT 1 FROM kept) OR (xid, seq) < (SELECT xid, seq FROM kept)), \
+                             gone AS (DELETE FROM events e USING doomed d \
+                               WHERE e.tenant_id = $1 AND e.xid = d.xid AND e.seq = d.seq RETURNING e.xid, e.seq), \
+                             last AS (SELECT xid, seq FROM gone ORDER BY xid DESC, seq DESC LIMIT 1), \
+                             moved AS (INSERT INTO event_horizons (tenant_id, xid, seq) \
+                               SELECT $1, xid, seq FROM last \
+                               ON CONFLICT (tenant_id) DO UPDATE SET xid = EXCLUDED.xid, seq = EXCLUDED.seq \
+                               WHERE (event_horizons.xid, event_horizons.seq) < (EXCLUDED.xid, EXCLUDED.seq)) \
+                             SELECT (SELECT count(*) FROM gone), \
+                                    NOT EXISTS (SELECT 1 FROM kept) AND (SELECT count(*) FROM page) = $2",
+                        )
+                        .bind(tenant)
+                        .bind(PURGE_BATCH)
+                        .bind(cutoff)
+                        .fetch_one(c)
+                        .await
+                    })
+                    .await?;
+                total += gone as u64;
+                if !expired_page {
+                    break;
+                }
             }
         }
         Ok(total)

@@ -435,6 +435,55 @@ both_backends! {
         }
     }
 
+    async fn retention_cuts_every_tenants_expired_prefix(app) {
+        let other = app.token_for_new_tenant("b").await;
+        // Each tenant's head before its writes: a reader there has yet to
+        // see every event that follows.
+        let mut heads = Vec::new();
+        for token in [&app.token, &other] {
+            let (status, body) = events_as(&app, token, "limit=0").await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            heads.push(body["nextCursor"].as_str().unwrap().to_owned());
+        }
+        app.create_user(json!({"userName": "a1"})).await;
+        for name in ["b1", "b2"] {
+            let resp = app
+                .req_as(&other, Method::POST, "/Users")
+                .json(&json!({"userName": name}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::CREATED);
+        }
+        settle(&app, 1).await;
+        let (_, body) = events_as(&app, &other, "").await;
+        assert_eq!(types(body["events"].as_array().unwrap()), ["user.created", "user.created"]);
+
+        // Nothing has expired yet: nothing goes.
+        let before = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+        assert_eq!(app.store.purge_events(before).await.unwrap(), 0);
+        for (token, head) in [&app.token, &other].into_iter().zip(&heads) {
+            let (status, body) = events_as(&app, token, &format!("after={head}")).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert!(!body["events"].as_array().unwrap().is_empty(), "{body}");
+        }
+        // Everything has: both tenants' feeds go, and a reader at either
+        // head has missed events (410).
+        let removed = app
+            .store
+            .purge_events(chrono::Utc::now() + chrono::TimeDelta::seconds(1))
+            .await
+            .unwrap();
+        assert_eq!(removed, 3);
+        for (token, head) in [&app.token, &other].into_iter().zip(&heads) {
+            let (status, body) = events_as(&app, token, &format!("after={head}")).await;
+            assert_eq!(status, StatusCode::GONE, "{body}");
+            let (status, body) = events_as(&app, token, "").await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(body["events"], json!([]));
+        }
+    }
+
     async fn an_events_reader_reads_events_and_nothing_else(app) {
         app.create_user(json!({"userName": "seen"})).await;
         settle(&app, 1).await;
