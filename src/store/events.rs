@@ -5,8 +5,8 @@
 //! once, and a resource's events in version order, with any number of
 //! writers and processes, without a counter row every write would queue on.
 //!
-//! - SQLite has one writer at a time, so the rowid (`AUTOINCREMENT`) a
-//!   transaction's events get is its commit order.
+//! - SQLite has one writer at a time, so the rowid a transaction's events
+//!   get (the table's largest plus one) is its commit order.
 //! - PostgreSQL: an event is keyed by its transaction's id (`xid8`) and a
 //!   sequence number, and read in that order, but only below the oldest
 //!   transaction of this database still running (not the snapshot's

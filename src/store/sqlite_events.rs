@@ -1,5 +1,11 @@
 //! Change events on SQLite: one writer at a time, so a tenant's feed is
 //! read in rowid order, and retention (see `events.rs`).
+//!
+//! A new event's `seq` is the table's largest plus one (no AUTOINCREMENT,
+//! whose counter row every event would also rewrite). So that numbers
+//! never go back, retention keeps the table's newest position: when it
+//! removes the newest event, it keeps its row emptied and in no tenant
+//! (`tenant_id = ''`) until a newer event exists.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -64,15 +70,14 @@ fn event_from_row(row: &SqliteRow) -> Result<StoredEvent> {
 
 impl SqliteStore {
     /// A page of the tenant's events after `q.after`, in rowid order. The
-    /// head (the largest rowid ever given, which retention does not lower)
-    /// is read first and bounds the page, so that what the page skips
+    /// head (the largest rowid ever given, which retention keeps) is read
+    /// first and bounds the page, so that what the page skips
     /// (filtered out) it skips only up to where it read.
     pub async fn read_events(&self, scope: TenantScope, q: &EventQuery) -> Result<EventPage> {
-        let head: Option<i64> =
-            sqlx::query_scalar("SELECT max(seq) FROM sqlite_sequence WHERE name = 'events'")
-                .fetch_one(self.pool())
-                .await
-                .map_err(StoreError::from_sqlx)?;
+        let head: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM events")
+            .fetch_one(self.pool())
+            .await
+            .map_err(StoreError::from_sqlx)?;
         let head = Position {
             xid: 0,
             seq: head.unwrap_or(0),
@@ -143,14 +148,35 @@ impl SqliteStore {
             };
             let mut horizons: std::collections::HashMap<&str, i64> = Default::default();
             for (seq, tenant, _) in &oldest[..expired] {
-                horizons.insert(tenant, *seq);
+                if !tenant.is_empty() {
+                    horizons.insert(tenant, *seq);
+                }
             }
-            let gone = sqlx::query("DELETE FROM events WHERE seq <= $1")
+            let newest: i64 = sqlx::query_scalar("SELECT max(seq) FROM events")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            let mut gone = sqlx::query("DELETE FROM events WHERE seq <= $1 AND seq < $2")
+                .bind(last)
+                .bind(newest)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?
+                .rows_affected();
+            if *last == newest {
+                // The newest position stays, in no tenant's feed.
+                gone += sqlx::query(
+                    "UPDATE events SET tenant_id = '', id = '', type = '', resource_type = '', \
+                     resource_id = '', version = 0, actor = NULL, changed = NULL, \
+                     created_at = NULL, modified_at = NULL, data = NULL, groups = NULL, \
+                     member_id = NULL, member_type = NULL WHERE seq = $1 AND tenant_id <> ''",
+                )
                 .bind(last)
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from_sqlx)?
                 .rows_affected();
+            }
             for (tenant, seq) in &horizons {
                 sqlx::query(
                     "INSERT INTO event_horizons (tenant_id, seq) VALUES ($1, $2) \

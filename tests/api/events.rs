@@ -475,12 +475,35 @@ both_backends! {
             .await
             .unwrap();
         assert_eq!(removed, 3);
+        let again = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+        assert_eq!(app.store.purge_events(again).await.unwrap(), 0, "nothing is left to go");
         for (token, head) in [&app.token, &other].into_iter().zip(&heads) {
             let (status, body) = events_as(&app, token, &format!("after={head}")).await;
             assert_eq!(status, StatusCode::GONE, "{body}");
             let (status, body) = events_as(&app, token, "").await;
             assert_eq!(status, StatusCode::OK);
             assert_eq!(body["events"], json!([]));
+        }
+
+        // The feed goes on past what went: the next write follows the
+        // head a reader takes now, in a feed that is no longer empty.
+        let (_, body) = events_as(&app, &other, "limit=0").await;
+        let head = body["nextCursor"].as_str().unwrap().to_owned();
+        let resp = app
+            .req_as(&other, Method::POST, "/Users")
+            .json(&json!({"userName": "b3"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        for after in [format!("after={head}&wait=5"), String::new()] {
+            let (status, body) = events_as(&app, &other, &after).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(types(body["events"].as_array().unwrap()), ["user.created"], "{after}");
+        }
+        for (token, head) in [&app.token, &other].into_iter().zip(&heads) {
+            let (status, body) = events_as(&app, token, &format!("after={head}")).await;
+            assert_eq!(status, StatusCode::GONE, "{body}");
         }
     }
 
