@@ -160,7 +160,9 @@ def render(path):
                 source = next((r["source"] for (b, o), rs in by.items() if b == backend
                                and o.endswith(("+" + feature, "-" + feature)) for r in rs if "source" in r), None)
                 when = f" (from the run of {source})" if source else ""
-                out += ["", f"{title}, the two alternated run by run{when}:", "",
+                pairs = max(len(by.get((backend, f"{op}+{feature}"), [])) for op, _, _, _ in OPS)
+                out += ["", f"{title}, the two alternated run by run{when}, {pairs} pairs "
+                        "(the median of the run-by-run ratios is what a budget is held to):", "",
                         f"| operation | req/s with {feature} | req/s without | ratio of medians | "
                         "run-by-run ratios (median) | p99 with | p99 without |",
                         "|---|---|---|---|---|---|---|"] + costs

@@ -12,7 +12,9 @@
 # metrics listener on and off, for what metrics cost;
 # EVENT_OPS ("patch post group_add") run again alternating a scimd with
 # change events on and one with them off (SCIMD_EVENTS=false), for what
-# events cost; then the events are read back over the API (events/s);
+# events cost, EVENT_RUNS pairs (8: pairs of identical builds spread
+# 0.79–1.24, so a median of 3 cannot tell 0.88 from 0.92); then the
+# events are read back over the API (events/s);
 # BENCH_EVENTS and BENCH_REQUEST_LOG (true, errors) set SCIMD_EVENTS and
 # SCIMD_REQUEST_LOG for the main tables (to compare with a binary that had
 # neither); BENCH_OUT (BENCHMARKS.md) is where the table goes; SCIMD_BIN
@@ -25,6 +27,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 N="${N:-100000}" EXTRA="${EXTRA:-10000}" DURATION="${DURATION:-10s}" CONNS="${CONNS:-32}" RUNS="${RUNS:-3}"
+EVENT_RUNS="${EVENT_RUNS:-8}"
 BACKENDS="${BACKENDS:-postgres sqlite}"
 work="${BENCH_DIR:-$root/target/bench}"
 mkdir -p "$work"
@@ -52,7 +55,8 @@ python3 - "$results" <<PY
 import json, os, sys, datetime
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 json.dump({"op": "meta", "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cores": os.cpu_count(),
-           "cpu": cpu, "n": int("$N"), "extra": int("$EXTRA"), "conns": int("$CONNS"), "duration": "$DURATION", "runs": int("$RUNS")},
+           "cpu": cpu, "n": int("$N"), "extra": int("$EXTRA"), "conns": int("$CONNS"), "duration": "$DURATION", "runs": int("$RUNS"),
+           "event_runs": int("$EVENT_RUNS")},
           open(sys.argv[1], "w"))
 open(sys.argv[1], "a").write("\n")
 PY
@@ -181,8 +185,8 @@ profile_op() { # backend op
   echo "   $1 $2 profile: $work/perf-$1-$2.txt"
 }
 # What change events cost: each of EVENT_OPS run by a scimd with events on
-# (label OP+events) and one with them off (OP-events), alternated, RUNS
-# times; then the recorded events read back over the API. Arguments:
+# (label OP+events) and one with them off (OP-events), alternated,
+# EVENT_RUNS times; then the recorded events read back over the API. Arguments:
 # backend, database URL.
 event_costs() {
   [ -n "$event_ops" ] || return 0
@@ -200,7 +204,7 @@ event_costs() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
   for op in $event_ops; do
-    for r in $(seq 1 "$RUNS"); do
+    for r in $(seq 1 "$EVENT_RUNS"); do
       for events in true false; do
         start_scimd "$2" "$events"
         wrk_once "$1" "$op" "$r" "$op$([ "$events" = true ] && echo + || echo -)events"
