@@ -14,7 +14,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::query::{Bind, Dialect, ListQuery, list_sql};
-use super::sqlite_commit::{BatchError, Turn, WRITER_CHECKPOINT_PAGES, Writers};
+use super::sqlite_commit::{BatchError, Recorded, Turn, WRITER_CHECKPOINT_PAGES, Writers};
+use super::sqlite_events::PendingEvent;
 use crate::scim::schema::USER_RESOURCE;
 use sqlx::AssertSqlSafe;
 
@@ -129,6 +130,24 @@ impl EventBinds {
             actor: actor.to_json().to_string(),
             changed: kind.has_changes().then(|| Value::from(changed).to_string()),
         }
+    }
+
+    /// The event of the user written as `row` (its id, version, times and
+    /// groups) with `data`, for its batch to insert.
+    fn pending(self, scope: TenantScope, row: &SqliteRow, data: String) -> Result<PendingEvent> {
+        Ok(PendingEvent {
+            tenant_id: scope.tenant_id().to_string(),
+            id: self.id,
+            kind: self.kind,
+            resource_id: get(row, "id")?,
+            version: get(row, "version")?,
+            actor: self.actor,
+            changed: self.changed,
+            created_at: get(row, "created_at")?,
+            modified_at: get(row, "modified_at")?,
+            data,
+            groups: get(row, "groups")?,
+        })
     }
 }
 
@@ -619,58 +638,66 @@ impl SqliteStore {
             groups: Vec::new(),
         };
         let event = actor.map(|a| EventBinds::new(EventType::UserCreated, a, &[]));
-        macro_rules! insert {
-            () => {
+        let (tenant, id_text, doc) = (
+            scope.tenant_id().to_string(),
+            id.to_string(),
+            doc_text(&w.doc),
+        );
+        self.write_statement(async move |c| {
+            sqlx::query(
                 "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, active, display_name, version, created_at, modified_at, doc, display_name_lower) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9, $10)"
-            };
-        }
-        // Its event, with it in the same call: a new user has no groups.
-        let sql = match event {
-            Some(_) => concat!(
-                insert!(),
-                "; INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, \
-                 version, actor, created_at, modified_at, data, groups) \
-                 VALUES ($1, $11, $12, $8, 'User', $2, 1, $13, $8, $8, $9, '[]')"
-            ),
-            None => insert!(),
-        };
-        self.write_statement(event.is_some(), async |c| {
-            sqlx::query(sql)
-                .bind(scope.tenant_id().to_string())
-                .bind(id.to_string())
-                .bind(&w.user_name)
-                .bind(&w.user_name_lower)
-                .bind(&w.external_id)
-                .bind(w.active)
-                .bind(&w.display_name)
-                .bind(millis(at))
-                .bind(doc_text(&w.doc))
-                .bind(&w.display_name_lower)
-                .bind(event.as_ref().map(|e| &e.id))
-                .bind(event.as_ref().map(|e| e.kind))
-                .bind(event.as_ref().map(|e| &e.actor))
-                .execute(&mut *c)
-                .await
-                .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
-            Ok(())
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9, $10)",
+            )
+            .bind(&tenant)
+            .bind(&id_text)
+            .bind(&w.user_name)
+            .bind(&w.user_name_lower)
+            .bind(&w.external_id)
+            .bind(w.active)
+            .bind(&w.display_name)
+            .bind(millis(at))
+            .bind(&doc)
+            .bind(&w.display_name_lower)
+            .execute(&mut *c)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
+            // Its event: a new user has no groups.
+            let event = event.map(|e| PendingEvent {
+                tenant_id: tenant,
+                id: e.id,
+                kind: e.kind,
+                resource_id: id_text,
+                version: 1,
+                actor: e.actor,
+                changed: e.changed,
+                created_at: millis(at),
+                modified_at: millis(at),
+                data: doc,
+                groups: "[]".into(),
+            });
+            Ok(((), event))
         })
         .await?;
         Ok(user)
     }
 
-    /// Runs a user's create or update (one call: its statement and, if it
-    /// records one, its event's) in this process's turn, in the batch it
-    /// shares with the writes queued beside it ([`Self::batched`]);
-    /// `records_events` when it does, to wake the readers that wait for
-    /// them.
+    /// Runs a user's create or update (one statement) in this process's
+    /// turn, in the batch it shares with the writes queued beside it
+    /// ([`Self::batched`]); `work` returns its result and the event it
+    /// records, if any, which the batch inserts with the others of its
+    /// writes.
     pub(super) async fn write_statement<T>(
         &self,
-        records_events: bool,
-        work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T>,
+        work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<(T, Option<PendingEvent>)>,
     ) -> Result<T> {
-        self.batched(async |c| Ok((work(c).await?, records_events)))
-            .await
+        self.batched(false, async |c| {
+            let (out, event) = work(c).await?;
+            Ok((
+                out,
+                event.map_or(Recorded::Nothing, |e| Recorded::Deferred(Box::new(e))),
+            ))
+        })
+        .await
     }
 
     /// Runs a write of several statements that records events in this
@@ -686,29 +713,35 @@ impl SqliteStore {
     /// Runs `work` in this process's turn on the connection of the batch
     /// it shares with the writes queued beside it (group commit,
     /// `sqlite_commit.rs`), and answers once that batch has committed.
-    /// `work` returns its result and whether it recorded events, to wake
-    /// the readers that wait for them.
+    /// `work` returns its result and what it recorded (to wake the readers
+    /// that wait for events); `records_events` when it may record events
+    /// in statements of its own ([`Turn::connection`]).
     pub(super) async fn batched<T, E: BatchError>(
         &self,
-        work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> std::result::Result<(T, bool), E>,
+        records_events: bool,
+        work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> std::result::Result<(T, Recorded), E>,
     ) -> std::result::Result<T, E> {
         let start = std::time::Instant::now();
         let mut turn = self.writers.in_batch().await;
         let out = async {
-            let conn = turn.connection(&self.writes).await?;
+            let conn = turn.connection(&self.writes, records_events).await?;
             if let Some(m) = crate::metrics::get() {
                 m.db_acquired(start.elapsed());
             }
             work(conn).await
         }
         .await;
+        let (out, recorded) = match out {
+            Ok((out, recorded)) => (Ok(out), recorded),
+            Err(e) => (Err(e), Recorded::Nothing),
+        };
         let failed = out.as_ref().err().and_then(BatchError::store_error);
-        let outcome = turn.join(failed, matches!(out, Ok((_, true))));
+        let outcome = turn.join(failed, recorded);
         drop(turn);
         if let Some(outcome) = outcome {
             outcome.committed().await?;
         }
-        out.map(|(out, _)| out)
+        out
     }
 
     /// Runs a write of several statements in a savepoint of the batch
@@ -720,7 +753,7 @@ impl SqliteStore {
         records_events: bool,
         work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> std::result::Result<(T, bool), E>,
     ) -> std::result::Result<T, E> {
-        self.batched(async |conn| {
+        self.batched(records_events, async |conn| {
             let mut tx = sqlx::Connection::begin(conn)
                 .await
                 .map_err(StoreError::from_sqlx)?;
@@ -731,7 +764,11 @@ impl SqliteStore {
                         false => tx.rollback().await,
                     }
                     .map_err(StoreError::from_sqlx)?;
-                    Ok((out, records_events && changed))
+                    let recorded = match records_events && changed {
+                        true => Recorded::Events,
+                        false => Recorded::Nothing,
+                    };
+                    Ok((out, recorded))
                 }
                 Err(e) => {
                     if let Err(undo) = tx.rollback().await {
@@ -849,57 +886,36 @@ impl SqliteStore {
     ) -> Result<Option<WrittenUser>> {
         let doc = doc_text(&w.doc);
         let event = event.map(|e| EventBinds::new(e.change.kind, e.actor, &e.change.changed));
-        macro_rules! update {
-            () => {
+        self.write_statement(async move |c| {
+            let row = sqlx::query(concat!(
                 "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, \
                  display_name = $7, doc = $8, version = version + 1, modified_at = $9, display_name_lower = $11 \
-                 WHERE tenant_id = $1 AND id = $2 AND ($10 IS NULL OR version = $10) AND doc IS NOT $8"
-            };
-        }
-        // With an event, a second statement in the same call records it
-        // with the row as written (its version, times, document and
-        // groups) if the update changed the row (`changes()` counts the
-        // rows the statement before it changed: none on a version
-        // mismatch or an unchanged document), and returns what the
-        // update would have: the event holds it all.
-        let sql = match event {
-            Some(_) => concat!(
-                update!(),
-                "; INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, \
-                 version, actor, changed, created_at, modified_at, data, groups) \
-                 SELECT u.tenant_id, $12, $13, u.modified_at, 'User', u.id, u.version, $14, $15, \
-                 u.created_at, u.modified_at, u.doc, ",
-                groups_of!("u"),
-                " FROM users u WHERE u.tenant_id = $1 AND u.id = $2 AND changes() = 1 \
-                 RETURNING resource_id AS id, version, created_at, modified_at, groups"
-            ),
-            None => concat!(
-                update!(),
-                " RETURNING id, version, created_at, modified_at, ",
+                 WHERE tenant_id = $1 AND id = $2 AND ($10 IS NULL OR version = $10) AND doc IS NOT $8 \
+                 RETURNING id, version, created_at, modified_at, ",
                 groups_of!("users")
-            ),
-        };
-        self.write_statement(event.is_some(), async |c| {
-            let row = sqlx::query(sql)
-                .bind(scope.tenant_id().to_string())
-                .bind(id.to_string())
-                .bind(&w.user_name)
-                .bind(&w.user_name_lower)
-                .bind(&w.external_id)
-                .bind(w.active)
-                .bind(&w.display_name)
-                .bind(&doc)
-                .bind(millis(now()))
-                .bind(if_version)
-                .bind(&w.display_name_lower)
-                .bind(event.as_ref().map(|e| &e.id))
-                .bind(event.as_ref().map(|e| e.kind))
-                .bind(event.as_ref().map(|e| &e.actor))
-                .bind(event.as_ref().and_then(|e| e.changed.as_ref()))
-                .fetch_optional(&mut *c)
-                .await
-                .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
-            row.as_ref().map(|row| user_with(row, ())).transpose()
+            ))
+            .bind(scope.tenant_id().to_string())
+            .bind(id.to_string())
+            .bind(&w.user_name)
+            .bind(&w.user_name_lower)
+            .bind(&w.external_id)
+            .bind(w.active)
+            .bind(&w.display_name)
+            .bind(&doc)
+            .bind(millis(now()))
+            .bind(if_version)
+            .bind(&w.display_name_lower)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
+            // None on a version mismatch or an unchanged document: no event.
+            let Some(row) = row else {
+                return Ok((None, None));
+            };
+            // The event holds the row as written: its version, times and
+            // groups.
+            let event = event.map(|e| e.pending(scope, &row, doc)).transpose()?;
+            Ok((Some(user_with(&row, ())?), event))
         })
         .await
     }

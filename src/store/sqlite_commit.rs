@@ -9,12 +9,10 @@
 //! A process's SCIM writes now share transactions. The first writer of a
 //! batch opens one (`BEGIN IMMEDIATE`) on the writer connection; the
 //! writers queued behind it write into the same transaction: a user's
-//! create or update as one call, its statement and the one recording its
-//! event. SQLite keeps or undoes each statement as a whole; a statement a
-//! constraint refused (only the write's own can be: the event's takes
-//! every value from the row written or from the write) leaves the
-//! transaction and the other writes as they were, and ends the call
-//! before the event's. A write of several statements (a group write, a
+//! create or update as one statement. SQLite keeps or undoes each
+//! statement as a whole; a statement a constraint refused leaves the
+//! transaction and the other writes as they were (and records no event).
+//! A write of several statements (a group write, a
 //! recorded delete, a tombstone or deletion-policy write) goes in a
 //! savepoint of its own (`SqliteStore::batched`, `SqliteStore::savepoint`).
 //! The writer that leaves no one queued behind it, or fills the batch,
@@ -22,6 +20,16 @@
 //! transaction holding its write has committed, and if it does not commit,
 //! every writer in it answers with an error: the durability of one
 //! transaction per write, one fsync for many.
+//!
+//! A user's create or update gives its event to the batch
+//! ([`Recorded::Deferred`]), which inserts the events of all its writes in
+//! one statement just before it commits (a statement of its own for each
+//! write's event cost a PATCH 0.84–0.875 of its rate without events, one
+//! for the batch's: see `bench/notes.md`); a write that records events in
+//! statements of its own (a group write, a recorded delete) has those
+//! inserted first, so that `seq` follows the order the writes were made
+//! in (`sqlite_events.rs`). If they cannot be inserted, the batch rolls
+//! back: no write commits without its event.
 //!
 //! The checkpoint that copies the WAL back into the database file ran on
 //! the writer connection, in the commit that crossed `wal_autocheckpoint`,
@@ -48,6 +56,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
 
 use super::sqlite::WriteClock;
+use super::sqlite_events::{PendingEvent, insert_pending};
 use super::{Result, StoreError};
 
 /// The most writes one transaction carries: a bound on how long the first
@@ -92,6 +101,8 @@ struct Open {
     tx: Transaction<'static, Sqlite>,
     writes: usize,
     events: bool,
+    /// The events of its writes not inserted yet, in the order of the writes.
+    pending: Vec<PendingEvent>,
     /// `Some(true)` once committed, `Some(false)` if it never will be.
     outcome: watch::Sender<Option<bool>>,
 }
@@ -120,17 +131,28 @@ impl Open {
         };
         let writers = writers.clone();
         runtime.spawn(async move {
-            let committed = match self.tx.commit().await {
+            let Open {
+                mut tx,
+                writes,
+                events,
+                pending,
+                outcome,
+            } = self;
+            let done = match insert_pending(&mut tx, pending).await {
+                Ok(()) => tx.commit().await.map_err(StoreError::from_sqlx),
+                Err(e) => Err(e), // the transaction rolls back as it drops
+            };
+            let committed = match done {
                 Ok(()) => true,
                 Err(e) => {
-                    tracing::error!(error = %e, writes = self.writes, "a batch of writes did not commit");
+                    tracing::error!(error = %e, writes, "a batch of writes did not commit");
                     false
                 }
             };
-            if committed && self.events {
+            if committed && events {
                 writers.notify.notify_waiters();
             }
-            let _ = self.outcome.send(Some(committed));
+            let _ = outcome.send(Some(committed));
             if committed && !writers.checkpointing.swap(true, Ordering::SeqCst) {
                 let done = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                     .execute(&writers.readers)
@@ -229,13 +251,26 @@ impl Writers {
     }
 }
 
+/// What a write recorded besides its change.
+pub(super) enum Recorded {
+    Nothing,
+    /// Events, in statements of its own.
+    Events,
+    /// Its event, for the batch to insert.
+    Deferred(Box<PendingEvent>),
+}
+
 impl Turn {
-    /// The open batch's connection, opening a batch if there is none.
+    /// The open batch's connection, opening a batch if there is none. A
+    /// write that `records_events` in statements of its own gets it after
+    /// the events the batch holds for the writes before it are inserted;
+    /// if they cannot be, the batch rolls back.
     pub(super) async fn connection(
         &mut self,
         pool: &SqlitePool,
+        records_events: bool,
     ) -> Result<&mut sqlx::SqliteConnection> {
-        let open = match self.batch.open.take() {
+        let mut open = match self.batch.open.take() {
             Some(open) => open,
             None => Open {
                 tx: pool
@@ -244,9 +279,19 @@ impl Turn {
                     .map_err(StoreError::from_sqlx)?,
                 writes: 0,
                 events: false,
+                pending: Vec::new(),
                 outcome: watch::channel(None).0,
             },
         };
+        if records_events && !open.pending.is_empty() {
+            let pending = std::mem::take(&mut open.pending);
+            if let Err(e) = insert_pending(&mut open.tx, pending).await {
+                open.roll_back();
+                return Err(StoreError::Unavailable(format!(
+                    "the events of the writes before this one could not be recorded: {e}"
+                )));
+            }
+        }
         Ok(&mut *self.batch.open.insert(open).tx)
     }
 
@@ -257,7 +302,7 @@ impl Turn {
     pub(super) fn join(
         &mut self,
         failed: Option<&StoreError>,
-        records_events: bool,
+        recorded: Recorded,
     ) -> Option<Outcome> {
         let open = self.batch.open.as_mut()?;
         if let Some(e) = failed
@@ -267,7 +312,14 @@ impl Turn {
             return None;
         }
         open.writes += 1;
-        open.events |= records_events;
+        match recorded {
+            Recorded::Nothing => {}
+            Recorded::Events => open.events = true,
+            Recorded::Deferred(event) => {
+                open.events = true;
+                open.pending.push(*event);
+            }
+        }
         Some(Outcome(open.outcome.subscribe()))
     }
 }
@@ -365,25 +417,68 @@ mod tests {
             .execute(&writes)
             .await
             .unwrap();
+        // The columns a batch inserts its events into; an event of
+        // resource "refused" breaks the insert.
+        sqlx::query(
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY, tenant_id TEXT, id TEXT, type TEXT, \
+             occurred_at INTEGER, resource_type TEXT, resource_id TEXT CHECK (resource_id <> 'refused'), \
+             version INTEGER, actor TEXT, changed TEXT, created_at INTEGER, modified_at INTEGER, \
+             data TEXT, groups TEXT)",
+        )
+        .execute(&writes)
+        .await
+        .unwrap();
         (writes, reads)
+    }
+
+    fn event(resource: &str) -> PendingEvent {
+        PendingEvent {
+            tenant_id: "t".into(),
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: "user.updated",
+            resource_id: resource.into(),
+            version: 2,
+            actor: "{}".into(),
+            changed: None,
+            created_at: 1,
+            modified_at: 2,
+            data: "{}".into(),
+            groups: "[]".into(),
+        }
+    }
+
+    /// The resources of the events kept, in `seq` order.
+    async fn events_kept(reads: &SqlitePool) -> Vec<String> {
+        sqlx::query_scalar("SELECT resource_id FROM events ORDER BY seq")
+            .fetch_all(reads)
+            .await
+            .unwrap()
     }
 
     async fn insert(turn: &mut Turn, writes: &SqlitePool, name: &str) -> Result<()> {
         sqlx::query("INSERT INTO t VALUES ($1)")
             .bind(name)
-            .execute(turn.connection(writes).await?)
+            .execute(turn.connection(writes, false).await?)
             .await
             .map_err(StoreError::from_sqlx)?;
         Ok(())
     }
 
-    /// Writer `a` inserts "a" and leaves the batch open for `b`, which waits
-    /// behind it and inserts `b_name`, failing with `b_fails` if given
-    /// (after writing). Both answers, and the names committed.
-    async fn two_writers_one_batch(
-        b_name: &'static str,
-        b_fails: Option<StoreError>,
-    ) -> (Result<()>, Result<()>, Vec<String>) {
+    /// What the second writer of [`two_writers`] does.
+    enum Second {
+        /// Inserts this name, then fails with the error if given.
+        Inserts(&'static str, Option<StoreError>),
+        /// Records an event in a statement of its own.
+        RecordsEvent,
+    }
+
+    /// Writer `a` inserts "a", records `a_recorded`, and leaves the batch
+    /// open for `b`, which waits behind it and does `second`. Both
+    /// answers, and the readers' pool.
+    async fn two_writers(
+        a_recorded: Recorded,
+        second: Second,
+    ) -> (Result<()>, Result<()>, SqlitePool) {
         let (writes, reads) = database().await;
         let writers = Writers::new(reads.clone(), WriteClock::default());
         let mut a = writers.in_batch().await;
@@ -392,12 +487,14 @@ mod tests {
             let (writers, writes) = (writers.clone(), writes.clone());
             tokio::spawn(async move {
                 let mut b = writers.in_batch().await;
-                let wrote = insert(&mut b, &writes, b_name).await;
-                let wrote = match b_fails {
-                    Some(e) => Err(e),
-                    None => wrote,
+                let (wrote, recorded) = match second {
+                    Second::Inserts(name, fails) => {
+                        let wrote = insert(&mut b, &writes, name).await;
+                        (fails.map_or(wrote, Err), Recorded::Nothing)
+                    }
+                    Second::RecordsEvent => (record_event(&mut b, &writes).await, Recorded::Events),
                 };
-                let outcome = b.join(wrote.as_ref().err(), false);
+                let outcome = b.join(wrote.as_ref().err(), recorded);
                 drop(b);
                 match outcome {
                     Some(outcome) => outcome.committed().await.and(wrote),
@@ -412,15 +509,38 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         assert_eq!(writers.queued.load(Ordering::SeqCst), 1, "b waits behind a");
-        let outcome = a.join(a_wrote.as_ref().err(), false).unwrap();
+        let outcome = a.join(a_wrote.as_ref().err(), a_recorded).unwrap();
         drop(a); // b is waiting: the batch stays open for it
         let b_answer = b.await.unwrap();
         let a_answer = outcome.committed().await.and(a_wrote);
+        (a_answer, b_answer, reads)
+    }
+
+    /// Writer `a` inserts "a" and leaves the batch open for `b`, which waits
+    /// behind it and inserts `b_name`, failing with `b_fails` if given
+    /// (after writing). Both answers, and the names committed.
+    async fn two_writers_one_batch(
+        b_name: &'static str,
+        b_fails: Option<StoreError>,
+    ) -> (Result<()>, Result<()>, Vec<String>) {
+        let (a, b, reads) = two_writers(Recorded::Nothing, Second::Inserts(b_name, b_fails)).await;
         let names = sqlx::query_scalar("SELECT name FROM t ORDER BY name")
             .fetch_all(&reads)
             .await
             .unwrap();
-        (a_answer, b_answer, names)
+        (a, b, names)
+    }
+
+    /// An event of resource "b" recorded in a statement of its own.
+    async fn record_event(turn: &mut Turn, writes: &SqlitePool) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, \
+             version) VALUES ('t', 'x', 'group.updated', 3, 'Group', 'b', 1)",
+        )
+        .execute(turn.connection(writes, true).await?)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(())
     }
 
     #[tokio::test]
@@ -450,5 +570,68 @@ mod tests {
             "a is told, not left to think it was kept: {a:?}"
         );
         assert_eq!(names, Vec::<String>::new(), "nothing of the batch is kept");
+    }
+
+    /// Writer `a` writes and gives its batch the event of `a_event`; `b`,
+    /// queued behind it, records an event in a statement of its own.
+    /// Both answers, and the events kept in `seq` order.
+    async fn deferred_then_inline(a_event: &str) -> (Result<()>, Result<()>, Vec<String>) {
+        let deferred = Recorded::Deferred(Box::new(event(a_event)));
+        let (a, b, reads) = two_writers(deferred, Second::RecordsEvent).await;
+        (a, b, events_kept(&reads).await)
+    }
+
+    #[tokio::test]
+    async fn a_batch_records_its_writes_events_in_the_order_of_the_writes() {
+        let (a, b, events) = deferred_then_inline("a").await;
+        assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+        assert_eq!(
+            events,
+            ["a", "b"],
+            "a's event, held by the batch, comes first"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_events_cannot_be_recorded_keeps_no_write() {
+        let (a, b, events) = deferred_then_inline("refused").await;
+        assert!(matches!(a, Err(StoreError::Unavailable(_))), "{a:?}");
+        assert!(matches!(b, Err(StoreError::Unavailable(_))), "{b:?}");
+        assert!(events.is_empty(), "{events:?}");
+    }
+
+    #[tokio::test]
+    async fn a_batch_inserts_its_events_before_it_commits() {
+        let (writes, reads) = database().await;
+        let writers = Writers::new(reads.clone(), WriteClock::default());
+        // Two batches (of 40 writes and 31), with 27 and 20 events: each
+        // inserted in statements of several sizes (16 + 8 + 2 + 1, 16 + 4).
+        let mut answers = Vec::new();
+        for i in 0..70 {
+            let mut turn = writers.in_batch().await;
+            let wrote = insert(&mut turn, &writes, &format!("n{i:02}")).await;
+            let recorded = match i % 3 {
+                2 => Recorded::Nothing,
+                _ => Recorded::Deferred(Box::new(event(&format!("n{i:02}")))),
+            };
+            answers.push(turn.join(wrote.as_ref().err(), recorded).unwrap());
+            if i % 40 != 39 {
+                // Another writer queued: the batch stays open.
+                writers.queued.fetch_add(1, Ordering::SeqCst);
+                drop(turn);
+                writers.queued.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let mut last = writers.in_batch().await;
+        last.join(None, Recorded::Nothing);
+        drop(last);
+        for answer in answers {
+            answer.committed().await.unwrap();
+        }
+        let expected: Vec<String> = (0..70)
+            .filter(|i| i % 3 != 2)
+            .map(|i| format!("n{i:02}"))
+            .collect();
+        assert_eq!(events_kept(&reads).await, expected);
     }
 }

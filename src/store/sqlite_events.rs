@@ -6,6 +6,12 @@
 //! never go back, retention keeps the table's newest position: when it
 //! removes the newest event, it keeps its row emptied and in no tenant
 //! (`tenant_id = ''`) until a newer event exists.
+//!
+//! A user's create or update does not insert its event itself: it hands
+//! it to its batch ([`PendingEvent`]), which inserts the events of all its
+//! writes in one statement just before it commits, or before a write that
+//! records events in statements of its own, so that the feed keeps the
+//! order the writes were made in (`sqlite_commit.rs`).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -17,6 +23,91 @@ use super::{GroupRef, MemberKind, Result, StoreError, TenantScope};
 
 /// Rows removed per retention statement.
 const PURGE_BATCH: i64 = 10_000;
+
+/// A user write's event, waiting in its batch to be inserted: the values
+/// of its row.
+#[derive(Debug)]
+pub(super) struct PendingEvent {
+    pub tenant_id: String,
+    pub id: String,
+    pub kind: &'static str,
+    pub resource_id: String,
+    pub version: i64,
+    pub actor: String,
+    pub changed: Option<String>,
+    /// Milliseconds, as the user's row has them; the event occurred at
+    /// `modified_at`.
+    pub created_at: i64,
+    pub modified_at: i64,
+    pub data: String,
+    pub groups: String,
+}
+
+/// The most rows one statement of [`insert_pending`] inserts: a batch's
+/// writes (11 values a row, far below SQLite's 32,766).
+const PENDING_ROWS: usize = 64;
+/// The values bound for one row.
+const PENDING_VALUES: usize = 11;
+
+/// `INSERT … VALUES` of `rows` rows, for the powers of two up to
+/// [`PENDING_ROWS`] (a handful of statements for the connection to keep
+/// prepared).
+fn pending_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (0..=PENDING_ROWS.ilog2())
+            .map(|k| {
+                let row = |i: usize| {
+                    let p = |n: usize| format!("${}", i * PENDING_VALUES + n);
+                    format!(
+                        "({}, {}, {}, {}, 'User', {}, {}, {}, {}, {}, {}, {}, {})",
+                        p(1), p(2), p(3), p(9), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11)
+                    )
+                };
+                format!(
+                    "INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, \
+                     version, actor, changed, created_at, modified_at, data, groups) VALUES {}",
+                    (0..1usize << k).map(row).collect::<Vec<_>>().join(", ")
+                )
+            })
+            .collect()
+    });
+    &all[rows.ilog2() as usize]
+}
+
+/// Inserts `events` in their order (which `seq` follows), in statements of
+/// a power of two rows each.
+pub(super) async fn insert_pending(
+    conn: &mut sqlx::SqliteConnection,
+    events: Vec<PendingEvent>,
+) -> Result<()> {
+    let mut rest = &events[..];
+    while !rest.is_empty() {
+        let rows = 1usize << rest.len().min(PENDING_ROWS).ilog2();
+        let (these, after) = rest.split_at(rows);
+        let mut query = sqlx::query(pending_sql(rows));
+        for e in these {
+            query = query
+                .bind(&e.tenant_id)
+                .bind(&e.id)
+                .bind(e.kind)
+                .bind(&e.resource_id)
+                .bind(e.version)
+                .bind(&e.actor)
+                .bind(&e.changed)
+                .bind(e.created_at)
+                .bind(e.modified_at)
+                .bind(&e.data)
+                .bind(&e.groups);
+        }
+        query
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        rest = after;
+    }
+    Ok(())
+}
 
 fn event_from_row(row: &SqliteRow) -> Result<StoredEvent> {
     let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
