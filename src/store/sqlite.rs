@@ -359,7 +359,10 @@ impl SqliteStore {
             options
                 .clone()
                 .pragma("cache_size", cache_size(2))
-                .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES),
+                .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+                // Room for a statement of each size a batch's events take
+                // (`sqlite_events.rs`), besides sqlx's default 100.
+                .statement_cache_capacity(100 + super::sqlite_events::PENDING_ROWS),
             Some(clock.clone()),
         )
         .await

@@ -61,7 +61,7 @@ use super::{Result, StoreError};
 
 /// The most writes one transaction carries: a bound on how long the first
 /// of them waits for its answer.
-const MOST_WRITES: usize = 64;
+pub(super) const MOST_WRITES: usize = 64;
 
 /// The writer connection's `wal_autocheckpoint`: far above what the
 /// checkpoints after each batch leave in the WAL.
@@ -604,8 +604,7 @@ mod tests {
     async fn a_batch_inserts_its_events_before_it_commits() {
         let (writes, reads) = database().await;
         let writers = Writers::new(reads.clone(), WriteClock::default());
-        // Two batches (of 40 writes and 31), with 27 and 20 events: each
-        // inserted in statements of several sizes (16 + 8 + 2 + 1, 16 + 4).
+        // Two batches (of 40 writes and 31), with 27 and 20 events.
         let mut answers = Vec::new();
         for i in 0..70 {
             let mut turn = writers.in_batch().await;

@@ -44,48 +44,45 @@ pub(super) struct PendingEvent {
 }
 
 /// The most rows one statement of [`insert_pending`] inserts: a batch's
-/// writes (11 values a row, far below SQLite's 32,766).
-const PENDING_ROWS: usize = 64;
+/// writes (11 values a row, far below SQLite's 32,766), so that a batch's
+/// events take one statement.
+pub(super) const PENDING_ROWS: usize = super::sqlite_commit::MOST_WRITES;
 /// The values bound for one row.
 const PENDING_VALUES: usize = 11;
 
-/// `INSERT … VALUES` of `rows` rows, for the powers of two up to
-/// [`PENDING_ROWS`] (a handful of statements for the connection to keep
-/// prepared).
+/// `INSERT … VALUES` of `rows` rows (1 to [`PENDING_ROWS`]; the writer
+/// connection keeps them prepared).
 fn pending_sql(rows: usize) -> &'static str {
     static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let all = SQL.get_or_init(|| {
-        (0..=PENDING_ROWS.ilog2())
-            .map(|k| {
-                let row = |i: usize| {
-                    let p = |n: usize| format!("${}", i * PENDING_VALUES + n);
-                    format!(
-                        "({}, {}, {}, {}, 'User', {}, {}, {}, {}, {}, {}, {}, {})",
-                        p(1), p(2), p(3), p(9), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11)
-                    )
-                };
+        let row = |i: usize| {
+            let p = |n: usize| format!("${}", i * PENDING_VALUES + n);
+            format!(
+                "({}, {}, {}, {}, 'User', {}, {}, {}, {}, {}, {}, {}, {})",
+                p(1), p(2), p(3), p(9), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11)
+            )
+        };
+        (1..=PENDING_ROWS)
+            .map(|n| {
                 format!(
                     "INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, \
                      version, actor, changed, created_at, modified_at, data, groups) VALUES {}",
-                    (0..1usize << k).map(row).collect::<Vec<_>>().join(", ")
+                    (0..n).map(row).collect::<Vec<_>>().join(", ")
                 )
             })
             .collect()
     });
-    &all[rows.ilog2() as usize]
+    &all[rows - 1]
 }
 
-/// Inserts `events` in their order (which `seq` follows), in statements of
-/// a power of two rows each.
+/// Inserts `events` in their order (which `seq` follows): one statement
+/// for a batch's.
 pub(super) async fn insert_pending(
     conn: &mut sqlx::SqliteConnection,
     events: Vec<PendingEvent>,
 ) -> Result<()> {
-    let mut rest = &events[..];
-    while !rest.is_empty() {
-        let rows = 1usize << rest.len().min(PENDING_ROWS).ilog2();
-        let (these, after) = rest.split_at(rows);
-        let mut query = sqlx::query(pending_sql(rows));
+    for these in events.chunks(PENDING_ROWS) {
+        let mut query = sqlx::query(pending_sql(these.len()));
         for e in these {
             query = query
                 .bind(&e.tenant_id)
@@ -104,7 +101,6 @@ pub(super) async fn insert_pending(
             .execute(&mut *conn)
             .await
             .map_err(StoreError::from_sqlx)?;
-        rest = after;
     }
     Ok(())
 }
