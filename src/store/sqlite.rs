@@ -14,8 +14,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::query::{Bind, Dialect, ListQuery, list_sql};
-use super::sqlite_commit::{BatchError, Recorded, Turn, WRITER_CHECKPOINT_PAGES, Writers};
-use super::sqlite_events::PendingEvent;
+use super::sqlite_commit::{BatchError, Turn, WRITER_CHECKPOINT_PAGES, Writers};
+use super::sqlite_events::{PendingEvent, PendingSnapshot};
 use crate::scim::schema::USER_RESOURCE;
 use sqlx::AssertSqlSafe;
 
@@ -132,22 +132,51 @@ impl EventBinds {
         }
     }
 
-    /// The event of the user written as `row` (its id, version, times and
-    /// groups) with `data`, for its batch to insert.
-    fn pending(self, scope: TenantScope, row: &SqliteRow, data: String) -> Result<PendingEvent> {
-        Ok(PendingEvent {
-            tenant_id: scope.tenant_id().to_string(),
+    /// The event of user `id` of `tenant`, written as `snapshot` at
+    /// `version`, for its batch to insert: it occurred when the user was
+    /// modified.
+    fn pending(
+        self,
+        tenant: String,
+        id: String,
+        version: i64,
+        snapshot: PendingSnapshot,
+    ) -> PendingEvent {
+        PendingEvent {
+            tenant_id: tenant,
             id: self.id,
             kind: self.kind,
-            resource_id: get(row, "id")?,
-            version: get(row, "version")?,
+            occurred_at: snapshot.modified_at,
+            resource_type: "User",
+            resource_id: id,
+            version,
             actor: self.actor,
             changed: self.changed,
+            snapshot: Some(snapshot),
+            member: None,
+        }
+    }
+
+    /// The event of the user written as `row` (its id, version, times and
+    /// groups) with `data`.
+    fn pending_row(
+        self,
+        scope: TenantScope,
+        row: &SqliteRow,
+        data: String,
+    ) -> Result<PendingEvent> {
+        let snapshot = PendingSnapshot {
             created_at: get(row, "created_at")?,
             modified_at: get(row, "modified_at")?,
             data,
             groups: get(row, "groups")?,
-        })
+        };
+        Ok(self.pending(
+            scope.tenant_id().to_string(),
+            get(row, "id")?,
+            get(row, "version")?,
+            snapshot,
+        ))
     }
 }
 
@@ -665,18 +694,14 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
             // Its event: a new user has no groups.
-            let event = event.map(|e| PendingEvent {
-                tenant_id: tenant,
-                id: e.id,
-                kind: e.kind,
-                resource_id: id_text,
-                version: 1,
-                actor: e.actor,
-                changed: e.changed,
-                created_at: millis(at),
-                modified_at: millis(at),
-                data: doc,
-                groups: "[]".into(),
+            let event = event.map(|e| {
+                let snapshot = PendingSnapshot {
+                    created_at: millis(at),
+                    modified_at: millis(at),
+                    data: doc,
+                    groups: "[]".into(),
+                };
+                e.pending(tenant, id_text, 1, snapshot)
             });
             Ok(((), event))
         })
@@ -693,53 +718,54 @@ impl SqliteStore {
         &self,
         work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<(T, Option<PendingEvent>)>,
     ) -> Result<T> {
-        self.batched(false, async |c| {
+        self.batched(async |c| {
             let (out, event) = work(c).await?;
-            Ok((
-                out,
-                event.map_or(Recorded::Nothing, |e| Recorded::Deferred(Box::new(e))),
-            ))
+            Ok((out, event.into_iter().collect()))
         })
         .await
     }
 
-    /// Runs a write of several statements that records events in this
-    /// process's turn, in a savepoint of the batch ([`Self::savepoint`]).
+    /// Runs a write of several statements in this process's turn, in a
+    /// savepoint of the batch ([`Self::savepoint`]); `work` returns its
+    /// result and the events it records.
     pub(super) async fn write<T>(
         &self,
-        work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T>,
+        work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<(T, Vec<PendingEvent>)>,
     ) -> Result<T> {
-        self.savepoint(true, async |c| Ok((work(c).await?, true)))
-            .await
+        self.savepoint(async |c| {
+            let (out, events) = work(c).await?;
+            Ok((out, Some(events)))
+        })
+        .await
     }
 
     /// Runs `work` in this process's turn on the connection of the batch
     /// it shares with the writes queued beside it (group commit,
     /// `sqlite_commit.rs`), and answers once that batch has committed.
-    /// `work` returns its result and what it recorded (to wake the readers
-    /// that wait for events); `records_events` when it may record events
-    /// in statements of its own ([`Turn::connection`]).
+    /// `work` returns its result and the events it records, which the
+    /// batch inserts with those of its other writes.
     pub(super) async fn batched<T, E: BatchError>(
         &self,
-        records_events: bool,
-        work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> std::result::Result<(T, Recorded), E>,
+        work: impl AsyncFnOnce(
+            &mut sqlx::SqliteConnection,
+        ) -> std::result::Result<(T, Vec<PendingEvent>), E>,
     ) -> std::result::Result<T, E> {
         let start = std::time::Instant::now();
         let mut turn = self.writers.in_batch().await;
         let out = async {
-            let conn = turn.connection(&self.writes, records_events).await?;
+            let conn = turn.connection(&self.writes).await?;
             if let Some(m) = crate::metrics::get() {
                 m.db_acquired(start.elapsed());
             }
             work(conn).await
         }
         .await;
-        let (out, recorded) = match out {
-            Ok((out, recorded)) => (Ok(out), recorded),
-            Err(e) => (Err(e), Recorded::Nothing),
+        let (out, events) = match out {
+            Ok((out, events)) => (Ok(out), events),
+            Err(e) => (Err(e), Vec::new()),
         };
         let failed = out.as_ref().err().and_then(BatchError::store_error);
-        let outcome = turn.join(failed, recorded);
+        let outcome = turn.join(failed, events);
         drop(turn);
         if let Some(outcome) = outcome {
             outcome.committed().await?;
@@ -748,30 +774,27 @@ impl SqliteStore {
     }
 
     /// Runs a write of several statements in a savepoint of the batch
-    /// ([`Self::batched`]): `work` returns its result and whether it
-    /// changed anything; what did not, or failed, is rolled back.
-    /// `records_events` when what it keeps has recorded events.
+    /// ([`Self::batched`]): `work` returns its result and, if it changed
+    /// anything, the events it records; what changed nothing, or failed,
+    /// is rolled back.
     pub(super) async fn savepoint<T, E: BatchError>(
         &self,
-        records_events: bool,
-        work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> std::result::Result<(T, bool), E>,
+        work: impl AsyncFnOnce(
+            &mut sqlx::SqliteConnection,
+        ) -> std::result::Result<(T, Option<Vec<PendingEvent>>), E>,
     ) -> std::result::Result<T, E> {
-        self.batched(records_events, async |conn| {
+        self.batched(async |conn| {
             let mut tx = sqlx::Connection::begin(conn)
                 .await
                 .map_err(StoreError::from_sqlx)?;
             match work(&mut tx).await {
-                Ok((out, changed)) => {
-                    match changed {
-                        true => tx.commit().await,
-                        false => tx.rollback().await,
+                Ok((out, kept)) => {
+                    match kept {
+                        Some(_) => tx.commit().await,
+                        None => tx.rollback().await,
                     }
                     .map_err(StoreError::from_sqlx)?;
-                    let recorded = match records_events && changed {
-                        true => Recorded::Events,
-                        false => Recorded::Nothing,
-                    };
-                    Ok((out, recorded))
+                    Ok((out, kept.unwrap_or_default()))
                 }
                 Err(e) => {
                     if let Err(undo) = tx.rollback().await {
@@ -917,7 +940,7 @@ impl SqliteStore {
             };
             // The event holds the row as written: its version, times and
             // groups.
-            let event = event.map(|e| e.pending(scope, &row, doc)).transpose()?;
+            let event = event.map(|e| e.pending_row(scope, &row, doc)).transpose()?;
             Ok((Some(user_with(&row, ())?), event))
         })
         .await

@@ -7,45 +7,82 @@
 //! removes the newest event, it keeps its row emptied and in no tenant
 //! (`tenant_id = ''`) until a newer event exists.
 //!
-//! A user's create or update does not insert its event itself: it hands
-//! it to its batch ([`PendingEvent`]), which inserts the events of all its
-//! writes in one statement just before it commits, or before a write that
-//! records events in statements of its own, so that the feed keeps the
-//! order the writes were made in (`sqlite_commit.rs`).
+//! A write does not insert its events itself: it hands them to its batch
+//! ([`PendingEvent`]), which inserts the events of all its writes in one
+//! statement just before it commits, in the order the writes were made
+//! (`sqlite_commit.rs`).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
 
-use super::events::{self, EventPage, EventQuery, Position, Snapshot, StoredEvent};
-use super::sqlite::{SqliteStore, from_millis, get, millis, parse_uuid};
+use super::events::{self, EventPage, EventQuery, NewEvent, Position, Snapshot, StoredEvent};
+use super::sqlite::{SqliteStore, doc_text, from_millis, get, millis, parse_uuid};
 use super::{GroupRef, MemberKind, Result, StoreError, TenantScope};
 
 /// Rows removed per retention statement.
 const PURGE_BATCH: i64 = 10_000;
 
-/// A user write's event, waiting in its batch to be inserted: the values
-/// of its row.
+/// A write's event, waiting in its batch to be inserted: the values of its
+/// row.
 #[derive(Debug)]
 pub(super) struct PendingEvent {
     pub tenant_id: String,
     pub id: String,
     pub kind: &'static str,
+    /// Milliseconds; a user's event occurred at the row's `modified_at`.
+    pub occurred_at: i64,
+    pub resource_type: &'static str,
     pub resource_id: String,
     pub version: i64,
+    /// The actor, as JSON text.
     pub actor: String,
     pub changed: Option<String>,
-    /// Milliseconds, as the user's row has them; the event occurred at
-    /// `modified_at`.
+    /// The resource as written (none on member and tenant events).
+    pub snapshot: Option<PendingSnapshot>,
+    pub member: Option<(String, &'static str)>,
+}
+
+/// A resource as an event holds it: its times (milliseconds), document
+/// and, for a user, groups (`[[id, display], …]`), as text.
+#[derive(Debug)]
+pub(super) struct PendingSnapshot {
     pub created_at: i64,
     pub modified_at: i64,
     pub data: String,
     pub groups: String,
 }
 
+impl PendingEvent {
+    /// `e`, recorded by `actor` (JSON text) at `at` (milliseconds).
+    pub fn of(tenant: &str, actor: &str, e: &NewEvent, at: i64) -> PendingEvent {
+        PendingEvent {
+            tenant_id: tenant.to_owned(),
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: e.kind.as_str(),
+            occurred_at: at,
+            resource_type: e.resource.as_str(),
+            resource_id: e.resource_id.to_string(),
+            version: e.version,
+            actor: actor.to_owned(),
+            changed: e
+                .kind
+                .has_changes()
+                .then(|| Value::from(e.changed.clone()).to_string()),
+            snapshot: e.snapshot.as_ref().map(|s| PendingSnapshot {
+                created_at: millis(s.created),
+                modified_at: millis(s.modified),
+                data: doc_text(&s.doc),
+                groups: events::groups_json(&s.groups).to_string(),
+            }),
+            member: e.member.map(|(id, kind)| (id.to_string(), kind.as_str())),
+        }
+    }
+}
+
 /// The most rows one statement of [`insert_pending`] inserts: a batch's
-/// writes (12 values a row, far below SQLite's 32,766), so that a batch's
-/// events take one statement.
+/// writes (15 values a row, far below SQLite's 32,766), so that the events
+/// of a batch of writes that record one each take one statement.
 pub(super) const PENDING_ROWS: usize = super::sqlite_commit::MOST_WRITES;
 
 /// `INSERT … VALUES` of `rows` rows (1 to [`PENDING_ROWS`]; the writer
@@ -61,12 +98,13 @@ pub(super) const PENDING_ROWS: usize = super::sqlite_commit::MOST_WRITES;
 fn pending_sql(rows: usize) -> &'static str {
     static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let all = SQL.get_or_init(|| {
-        let row = "(?, ?, ?, ?, 'User', ?, ?, ?, ?, ?, ?, ?, ?)";
+        let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
         (1..=PENDING_ROWS)
             .map(|n| {
                 format!(
                     "INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, \
-                     version, actor, changed, created_at, modified_at, data, groups) VALUES {}",
+                     version, actor, changed, created_at, modified_at, data, groups, member_id, \
+                     member_type) VALUES {}",
                     vec![row; n].join(", ")
                 )
             })
@@ -76,7 +114,7 @@ fn pending_sql(rows: usize) -> &'static str {
 }
 
 /// Inserts `events` in their order (which `seq` follows): one statement
-/// for a batch's.
+/// for each [`PENDING_ROWS`] of them.
 pub(super) async fn insert_pending(
     conn: &mut sqlx::SqliteConnection,
     events: Vec<PendingEvent>,
@@ -84,19 +122,23 @@ pub(super) async fn insert_pending(
     for these in events.chunks(PENDING_ROWS) {
         let mut query = sqlx::query(pending_sql(these.len()));
         for e in these {
+            let s = e.snapshot.as_ref();
             query = query
                 .bind(&e.tenant_id)
                 .bind(&e.id)
                 .bind(e.kind)
-                .bind(e.modified_at) // occurred_at
+                .bind(e.occurred_at)
+                .bind(e.resource_type)
                 .bind(&e.resource_id)
                 .bind(e.version)
                 .bind(&e.actor)
                 .bind(&e.changed)
-                .bind(e.created_at)
-                .bind(e.modified_at)
-                .bind(&e.data)
-                .bind(&e.groups);
+                .bind(s.map(|s| s.created_at))
+                .bind(s.map(|s| s.modified_at))
+                .bind(s.map(|s| s.data.as_str()))
+                .bind(s.map(|s| s.groups.as_str()))
+                .bind(e.member.as_ref().map(|(id, _)| id.as_str()))
+                .bind(e.member.as_ref().map(|(_, kind)| *kind));
         }
         query
             .execute(&mut *conn)

@@ -3,7 +3,9 @@
 //! lock up front (`BEGIN IMMEDIATE`), so concurrent writers queue on the busy
 //! timeout instead of failing a lock upgrade, and nothing can delete a member
 //! while the write runs. Lists of ids and members are bound as JSON arrays
-//! and read with `json_each`.
+//! and read with `json_each`. The events a group write records go to its
+//! batch, which inserts them with those of its other writes
+//! (`sqlite_commit.rs`).
 
 use std::collections::HashMap;
 
@@ -12,11 +14,12 @@ use serde_json::{Map, Value, json};
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
-use super::events::{self, NewEvent};
+use super::events::NewEvent;
 use super::groups::{self, GroupTx};
 use super::now;
 use super::query::ListQuery;
 use super::sqlite::{SqliteStore, doc_text, from_millis, get, millis, parse_uuid};
+use super::sqlite_events::PendingEvent;
 use super::{
     GroupWrite, GroupWritten, Member, MemberKind, MemberPage, ModifyError, Result, StoreError,
     StoredGroup, TenantScope,
@@ -47,8 +50,11 @@ struct SqliteGroupTx<'t> {
     /// A savepoint of the batch's transaction ([`SqliteStore::savepoint`]).
     tx: &'t mut sqlx::SqliteConnection,
     tenant: String,
-    /// The `actor` of the events this write records (none: events are off).
-    actor: Option<Value>,
+    /// The `actor` (JSON text) of the events this write records (none:
+    /// events are off).
+    actor: Option<String>,
+    /// The events it records, for its batch to insert.
+    events: Vec<PendingEvent>,
 }
 
 fn member_from_row(row: &SqliteRow) -> Result<Member> {
@@ -121,40 +127,10 @@ impl GroupTx for SqliteGroupTx<'_> {
         at: DateTime<Utc>,
         events: &[NewEvent],
     ) -> Result<StoredGroup> {
-        // The events go with the update, in the same call, recorded with
-        // the group as written (its version, times and document; of each
-        // event's row it reads the id, type, changed attributes and
-        // member). This write read the group in its savepoint, so the
-        // update finds it; if it did not, no row comes back, the write
-        // fails and its savepoint, events and all, is rolled back.
-        let record = match &self.actor {
-            Some(actor) if !events.is_empty() => Some((
-                actor.to_string(),
-                events::rows_json(events, |t| Value::from(millis(t))),
-            )),
-            _ => None,
-        };
-        let insert = match record {
-            Some(_) => {
-                "; INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, \
-                 version, actor, changed, created_at, modified_at, data, groups, member_id, member_type) \
-                 SELECT g.tenant_id, j.value ->> '$.id', j.value ->> '$.type', g.modified_at, 'Group', \
-                 g.id, g.version, $8, j.value -> '$.changed', \
-                 CASE WHEN j.value ->> '$.member_id' IS NULL THEN g.created_at END, \
-                 CASE WHEN j.value ->> '$.member_id' IS NULL THEN g.modified_at END, \
-                 CASE WHEN j.value ->> '$.member_id' IS NULL THEN g.doc END, \
-                 CASE WHEN j.value ->> '$.member_id' IS NULL THEN '[]' END, \
-                 j.value ->> '$.member_id', j.value ->> '$.member_type' \
-                 FROM groups g, json_each($9) j WHERE g.tenant_id = $1 AND g.id = $2"
-            }
-            None => "",
-        };
-        // All rows, not the first: the statement recording the events
-        // runs after the one that returns the row.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE groups SET display_name = $3, display_name_lower = $4, external_id = $5, doc = $6, \
              version = version + 1, modified_at = $7 WHERE tenant_id = $1 AND id = $2 \
-             RETURNING {GROUP_COLUMNS}{insert}"
+             RETURNING {GROUP_COLUMNS}"
         )))
         .bind(&self.tenant)
         .bind(id.to_string())
@@ -163,15 +139,17 @@ impl GroupTx for SqliteGroupTx<'_> {
         .bind(&w.external_id)
         .bind(doc_text(&w.doc))
         .bind(millis(at))
-        .bind(record.as_ref().map(|(actor, _)| actor))
-        .bind(record.as_ref().map(|(_, events)| events))
-        .fetch_all(&mut *self.tx)
+        .fetch_optional(&mut *self.tx)
         .await
         .map_err(StoreError::from_sqlx)?;
-        let row = rows
-            .first()
-            .ok_or_else(|| StoreError::from_sqlx(sqlx::Error::RowNotFound))?;
-        group_from_row(row)
+        // This write read the group in its savepoint, so the update finds
+        // it; if it did not, the write fails and its savepoint is rolled
+        // back.
+        let row = row.ok_or_else(|| StoreError::from_sqlx(sqlx::Error::RowNotFound))?;
+        let group = group_from_row(&row)?;
+        // The events carry the version the update gave the group.
+        self.record(events, millis(at), Some(group.version));
+        Ok(group)
     }
 
     async fn put_members(
@@ -232,14 +210,24 @@ impl GroupTx for SqliteGroupTx<'_> {
     }
 
     async fn insert_events(&mut self, events: &[NewEvent]) -> Result<()> {
-        match &self.actor {
-            Some(actor) => insert_events(self.tx, &self.tenant, actor, events).await,
-            None => Ok(()),
-        }
+        self.record(events, millis(now()), None);
+        Ok(())
     }
 }
 
 impl SqliteGroupTx<'_> {
+    /// Keeps `events`, which occurred at `at` (milliseconds), at `version`
+    /// if given, for the batch to insert (if events are on).
+    fn record(&mut self, events: &[NewEvent], at: i64, version: Option<i64>) {
+        if let Some(actor) = &self.actor {
+            self.events.extend(events.iter().map(|e| {
+                let mut pending = PendingEvent::of(&self.tenant, actor, e, at);
+                pending.version = version.unwrap_or(pending.version);
+                pending
+            }));
+        }
+    }
+
     async fn delete_where(&mut self, group: Uuid, op: &str, ids: &[Uuid]) -> Result<Vec<Member>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 \
@@ -259,20 +247,23 @@ impl SqliteGroupTx<'_> {
 impl SqliteStore {
     /// Runs a group write (or a recorded delete, which removes its resource
     /// from groups) in a savepoint of the batch ([`Self::savepoint`]):
-    /// `work` returns its result and whether it changed anything.
+    /// `work` returns its result and whether it changed anything; the
+    /// events it records go to the batch.
     async fn group_write<T, E>(
         &self,
         scope: TenantScope,
         actor: Option<&Actor>,
         work: impl AsyncFnOnce(&mut SqliteGroupTx<'_>) -> std::result::Result<(T, bool), ModifyError<E>>,
     ) -> std::result::Result<T, ModifyError<E>> {
-        self.savepoint(actor.is_some(), async |tx| {
+        self.savepoint(async |tx| {
             let mut tx = SqliteGroupTx {
                 tx,
                 tenant: scope.tenant_id().to_string(),
-                actor: actor.map(Actor::to_json),
+                actor: actor.map(|a| a.to_json().to_string()),
+                events: Vec::new(),
             };
-            work(&mut tx).await
+            let (out, changed) = work(&mut tx).await?;
+            Ok((out, changed.then_some(tx.events)))
         })
         .await
     }
@@ -503,59 +494,4 @@ fn store_only(e: ModifyError<std::convert::Infallible>) -> StoreError {
         ModifyError::Store(e) => e,
         ModifyError::Change(never) => match never {},
     }
-}
-
-/// Inserts `events` as one statement: one event with its values bound,
-/// more as rows of a JSON array.
-pub(super) async fn insert_events(
-    conn: &mut sqlx::SqliteConnection,
-    tenant: &str,
-    actor: &Value,
-    events: &[NewEvent],
-) -> Result<()> {
-    let at = millis(now());
-    if let [e] = events {
-        let snapshot = e.snapshot.as_ref();
-        sqlx::query(
-            "INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, version, \
-             actor, changed, created_at, modified_at, data, groups, member_id, member_type) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        )
-        .bind(tenant)
-        .bind(Uuid::now_v7().to_string())
-        .bind(e.kind.as_str())
-        .bind(at)
-        .bind(e.resource.as_str())
-        .bind(e.resource_id.to_string())
-        .bind(e.version)
-        .bind(actor.to_string())
-        .bind(e.kind.has_changes().then(|| Value::from(e.changed.clone()).to_string()))
-        .bind(snapshot.map(|s| millis(s.created)))
-        .bind(snapshot.map(|s| millis(s.modified)))
-        .bind(snapshot.map(|s| doc_text(&s.doc)))
-        .bind(snapshot.map(|s| events::groups_json(&s.groups).to_string()))
-        .bind(e.member.map(|(id, _)| id.to_string()))
-        .bind(e.member.map(|(_, kind)| kind.as_str()))
-        .execute(conn)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, version, \
-         actor, changed, created_at, modified_at, data, groups, member_id, member_type) \
-         SELECT $1, j.value ->> '$.id', j.value ->> '$.type', $2, j.value ->> '$.resource_type', \
-         j.value ->> '$.resource_id', j.value ->> '$.version', $3, j.value -> '$.changed', \
-         j.value ->> '$.created_at', j.value ->> '$.modified_at', j.value -> '$.data', \
-         j.value -> '$.groups', j.value ->> '$.member_id', j.value ->> '$.member_type' \
-         FROM json_each($4) j",
-    )
-    .bind(tenant)
-    .bind(at)
-    .bind(actor.to_string())
-    .bind(events::rows_json(events, |t| Value::from(millis(t))))
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_sqlx)?;
-    Ok(())
 }

@@ -7,10 +7,12 @@ use sqlx::SqliteConnection;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
+use super::events::EventResource;
 use super::policy::{
     DeleteMode, Deletion, DeletionThreshold, PolicyChange, TenantPolicy, TenantState, Verdict,
 };
 use super::sqlite::{SqliteStore, from_millis, get, millis, parse_uuid};
+use super::sqlite_events::PendingEvent;
 use super::{Result, StoreError, Tenant, now};
 use crate::events::EventType;
 
@@ -51,33 +53,31 @@ fn state_from_row(row: &SqliteRow) -> Result<TenantState> {
     })
 }
 
-/// Records a tenant event (when there is an actor: events are on).
-async fn record(
-    c: &mut SqliteConnection,
+/// A tenant event (when there is an actor: events are on), for the
+/// write's batch to insert.
+fn record(
     tenant: Uuid,
     kind: EventType,
     version: i64,
     actor: Option<&Value>,
     changed: Option<&[String]>,
-) -> Result<()> {
+) -> Vec<PendingEvent> {
     let Some(actor) = actor else {
-        return Ok(());
+        return Vec::new();
     };
-    sqlx::query(
-        "INSERT INTO events (tenant_id, id, type, occurred_at, resource_type, resource_id, version, actor, changed) \
-         VALUES ($1, $2, $3, $4, 'Tenant', $1, $5, $6, $7)",
-    )
-    .bind(tenant.to_string())
-    .bind(Uuid::now_v7().to_string())
-    .bind(kind.as_str())
-    .bind(millis(now()))
-    .bind(version)
-    .bind(actor.to_string())
-    .bind(changed.map(|c| Value::from(c.to_vec()).to_string()))
-    .execute(c)
-    .await
-    .map_err(StoreError::from_sqlx)?;
-    Ok(())
+    vec![PendingEvent {
+        tenant_id: tenant.to_string(),
+        id: Uuid::now_v7().to_string(),
+        kind: kind.as_str(),
+        occurred_at: millis(now()),
+        resource_type: EventResource::Tenant.as_str(),
+        resource_id: tenant.to_string(),
+        version,
+        actor: actor.to_string(),
+        changed: changed.map(|c| Value::from(c.to_vec()).to_string()),
+        snapshot: None,
+        member: None,
+    }]
 }
 
 async fn read(c: &mut SqliteConnection, tenant: Uuid) -> Result<Option<TenantState>> {
@@ -109,11 +109,11 @@ impl SqliteStore {
     ) -> Result<Option<TenantState>> {
         self.write(async |tx| {
             let Some(before) = read(tx, tenant).await? else {
-                return Ok(None);
+                return Ok((None, Vec::new()));
             };
             let changed = change.changed(&before.policy);
             if changed.is_empty() {
-                return Ok(Some(before));
+                return Ok((Some(before), Vec::new()));
             }
             let after = change.applied_to(&before.policy);
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -129,8 +129,8 @@ impl SqliteStore {
             .await
             .map_err(StoreError::from_sqlx)?;
             let state = state_from_row(&row)?;
-            record(tx, tenant, EventType::TenantUpdated, state.version, actor, Some(&changed)).await?;
-            Ok(Some(state))
+            let events = record(tenant, EventType::TenantUpdated, state.version, actor, Some(&changed));
+            Ok((Some(state), events))
         })
         .await
     }
@@ -142,7 +142,7 @@ impl SqliteStore {
     ) -> Result<Option<TenantState>> {
         self.write(async |tx| {
             let Some(before) = read(tx, tenant).await? else {
-                return Ok(None);
+                return Ok((None, Vec::new()));
             };
             sqlx::query("DELETE FROM tenant_deletions WHERE tenant_id = $1")
                 .bind(tenant.to_string())
@@ -150,7 +150,7 @@ impl SqliteStore {
                 .await
                 .map_err(StoreError::from_sqlx)?;
             if before.policy.held_since.is_none() {
-                return Ok(Some(before));
+                return Ok((Some(before), Vec::new()));
             }
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE tenants SET held_since = NULL, deletions_held = 0, \
@@ -161,16 +161,14 @@ impl SqliteStore {
             .await
             .map_err(StoreError::from_sqlx)?;
             let state = state_from_row(&row)?;
-            record(
-                tx,
+            let events = record(
                 tenant,
                 EventType::TenantDeletionsReleased,
                 state.version,
                 actor,
                 None,
-            )
-            .await?;
-            Ok(Some(state))
+            );
+            Ok((Some(state), events))
         })
         .await
     }
@@ -180,7 +178,7 @@ impl SqliteStore {
         // trip records an event).
         self.write(async |tx| {
             let Some(state) = read(tx, tenant).await? else {
-                return Ok(Deletion::Allowed);
+                return Ok((Deletion::Allowed, Vec::new()));
             };
             let at = now();
             let counted = match state.policy.deletion_threshold {
@@ -195,8 +193,9 @@ impl SqliteStore {
                 _ => 0,
             };
             let verdict = Verdict::of(&state.policy, counted);
+            let mut events = Vec::new();
             match verdict {
-                Verdict::Uncounted => return Ok(Deletion::Allowed),
+                Verdict::Uncounted => return Ok((Deletion::Allowed, Vec::new())),
                 Verdict::Count => {
                     let t = state.policy.deletion_threshold.expect("counted");
                     sqlx::query("DELETE FROM tenant_deletions WHERE tenant_id = $1 AND at <= $2")
@@ -231,18 +230,10 @@ impl SqliteStore {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(StoreError::from_sqlx)?;
-                    record(
-                        tx,
-                        tenant,
-                        EventType::TenantDeletionsHeld,
-                        version,
-                        actor,
-                        None,
-                    )
-                    .await?;
+                    events = record(tenant, EventType::TenantDeletionsHeld, version, actor, None);
                 }
             }
-            Ok(verdict.deletion())
+            Ok((verdict.deletion(), events))
         })
         .await
     }

@@ -8,7 +8,7 @@ use sqlx::sqlite::SqliteRow;
 
 use super::events::NewEvent;
 use super::sqlite::{SqliteStore, doc_text, from_millis, get, millis, parse_uuid};
-use super::sqlite_groups::insert_events;
+use super::sqlite_events::PendingEvent;
 use super::tombstones::{Revived, parse_members, parse_memberships};
 use super::{
     GroupWrite, MemberKind, Result, StoreError, StoredGroup, StoredUser, TenantScope,
@@ -51,6 +51,17 @@ async fn take(
     Ok(Some(row))
 }
 
+/// The event `e` of a write by `actor`, if events are on.
+fn recorded(scope: TenantScope, actor: Option<&Actor>, e: NewEvent) -> Vec<PendingEvent> {
+    actor
+        .map(|a| {
+            let actor = a.to_json().to_string();
+            PendingEvent::of(&scope.tenant_id().to_string(), &actor, &e, millis(now()))
+        })
+        .into_iter()
+        .collect()
+}
+
 impl SqliteStore {
     pub async fn revive_user(
         &self,
@@ -62,7 +73,7 @@ impl SqliteStore {
         let at = now();
         self.write(async |c| {
             let Some(t) = take(c, scope, "User", since, &w.user_name_lower, w.external_id.as_deref()).await? else {
-                return Ok(None);
+                return Ok((None, Vec::new()));
             };
             let user = StoredUser {
                 id: parse_uuid(&get::<String>(&t, "id")?)?,
@@ -91,15 +102,13 @@ impl SqliteStore {
             .execute(&mut *c)
             .await
             .map_err(|e| StoreError::from_sqlx(e).unique_on(USER_NAME_KEY, "userName"))?;
-            if let Some(actor) = actor {
-                let event = NewEvent::user(EventType::UserRevived, &user, Vec::new());
-                insert_events(c, &scope.tenant_id().to_string(), &actor.to_json(), &[event]).await?;
-            }
-            Ok(Some(Revived {
+            let events = recorded(scope, actor, NewEvent::user(EventType::UserRevived, &user, Vec::new()));
+            let revived = Revived {
                 resource: user,
                 memberships: parse_memberships(&get::<String>(&t, "memberships")?)?,
                 members: Vec::new(),
-            }))
+            };
+            Ok((Some(revived), events))
         })
         .await
     }
@@ -114,7 +123,7 @@ impl SqliteStore {
         let at = now();
         self.write(async |c| {
             let Some(t) = take(c, scope, "Group", since, &w.display_name_lower, w.external_id.as_deref()).await? else {
-                return Ok(None);
+                return Ok((None, Vec::new()));
             };
             let group = StoredGroup {
                 id: parse_uuid(&get::<String>(&t, "id")?)?,
@@ -139,15 +148,13 @@ impl SqliteStore {
             .execute(&mut *c)
             .await
             .map_err(StoreError::from_sqlx)?;
-            if let Some(actor) = actor {
-                let event = NewEvent::group(EventType::GroupRevived, &group, Vec::new());
-                insert_events(c, &scope.tenant_id().to_string(), &actor.to_json(), &[event]).await?;
-            }
-            Ok(Some(Revived {
+            let events = recorded(scope, actor, NewEvent::group(EventType::GroupRevived, &group, Vec::new()));
+            let revived = Revived {
                 resource: group,
                 memberships: parse_memberships(&get::<String>(&t, "memberships")?)?,
                 members: parse_members(&get::<String>(&t, "members")?)?,
-            }))
+            };
+            Ok((Some(revived), events))
         })
         .await
     }
@@ -166,7 +173,9 @@ impl SqliteStore {
             .fetch_all(&mut *c)
             .await
             .map_err(StoreError::from_sqlx)?;
-            if let Some(actor) = actor {
+            let mut events = Vec::new();
+            if let Some(actor) = actor.map(Value::to_string) {
+                let at = millis(now());
                 for row in &rows {
                     let tenant: String = row.try_get("tenant_id").map_err(StoreError::from_sqlx)?;
                     let kind: String = row
@@ -185,10 +194,10 @@ impl SqliteStore {
                         snapshot: None,
                         member: None,
                     };
-                    insert_events(c, &tenant, actor, &[purged]).await?;
+                    events.push(PendingEvent::of(&tenant, &actor, &purged, at));
                 }
             }
-            Ok(rows.len() as u64)
+            Ok((rows.len() as u64, events))
         })
         .await
     }
