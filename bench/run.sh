@@ -12,9 +12,10 @@
 # metrics listener on and off, for what metrics cost;
 # EVENT_OPS ("patch post group_add") run again alternating a scimd with
 # change events on and one with them off (SCIMD_EVENTS=false), for what
-# events cost, EVENT_RUNS pairs (8: pairs of identical builds spread
-# 0.79–1.24, so a median of 3 cannot tell 0.88 from 0.92); then the
-# events are read back over the API (events/s);
+# events cost, EVENT_RUNS pairs (16: pairs of identical builds spread
+# 0.75–1.05, and the median of eight moved by ±0.04 between runs of the
+# same code, more than the budget's margin); then the events are read
+# back over the API (events/s);
 # BENCH_EVENTS and BENCH_REQUEST_LOG (true, errors) set SCIMD_EVENTS and
 # SCIMD_REQUEST_LOG for the main tables (to compare with a binary that had
 # neither); BENCH_OUT (BENCHMARKS.md) is where the table goes; SCIMD_BIN
@@ -27,7 +28,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 N="${N:-100000}" EXTRA="${EXTRA:-10000}" DURATION="${DURATION:-10s}" CONNS="${CONNS:-32}" RUNS="${RUNS:-3}"
-EVENT_RUNS="${EVENT_RUNS:-8}"
+EVENT_RUNS="${EVENT_RUNS:-16}"
 BACKENDS="${BACKENDS:-postgres sqlite}"
 work="${BENCH_DIR:-$root/target/bench}"
 mkdir -p "$work"
