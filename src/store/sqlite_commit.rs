@@ -27,11 +27,11 @@
 //! A statement of its own for each write's events cost a PATCH 0.84–0.875
 //! of its rate without events; a group's member add or remove that
 //! recorded its event in its `UPDATE`'s call (a second statement reading
-//! the events from a JSON array) ran at 0.87–0.91 of its rate without
-//! events, and at 0.955 with its event given to the batch: the writer's
-//! turn, which every write waits for, is what bounds SQLite's writes (see
-//! `bench/notes.md`). If the events cannot be inserted, the batch rolls
-//! back: no write commits without its events.
+//! the events from a JSON array) ran at 0.86–0.92 of its rate without
+//! events, and at 0.92–0.955 with its event given to the batch: the
+//! writer's turn, which every write waits for, is what bounds SQLite's
+//! writes (see `bench/notes.md`). If the events cannot be inserted, the
+//! batch rolls back: no write commits without its events.
 //!
 //! The checkpoint that copies the WAL back into the database file ran on
 //! the writer connection, in the commit that crossed `wal_autocheckpoint`,
