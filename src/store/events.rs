@@ -225,38 +225,6 @@ pub struct UserEvent<'a> {
     pub change: &'a Change,
 }
 
-/// `events` as a JSON array of rows, for one multi-row `INSERT` (read with
-/// `jsonb_to_recordset` or `json_each`); `time` writes a timestamp the way
-/// the backend reads it.
-pub(super) fn rows_json(events: &[NewEvent], time: fn(DateTime<Utc>) -> Value) -> String {
-    let rows: Vec<Value> = events
-        .iter()
-        .map(|e| {
-            let mut row = Map::new();
-            row.insert("id".into(), Value::String(Uuid::now_v7().to_string()));
-            row.insert("type".into(), e.kind.as_str().into());
-            row.insert("resource_type".into(), e.resource.as_str().into());
-            row.insert("resource_id".into(), e.resource_id.to_string().into());
-            row.insert("version".into(), e.version.into());
-            if e.kind.has_changes() {
-                row.insert("changed".into(), e.changed.clone().into());
-            }
-            if let Some(s) = &e.snapshot {
-                row.insert("created_at".into(), time(s.created));
-                row.insert("modified_at".into(), time(s.modified));
-                row.insert("data".into(), Value::Object(s.doc.clone()));
-                row.insert("groups".into(), groups_json(&s.groups));
-            }
-            if let Some((id, kind)) = e.member {
-                row.insert("member_id".into(), id.to_string().into());
-                row.insert("member_type".into(), kind.as_str().into());
-            }
-            Value::Object(row)
-        })
-        .collect();
-    Value::Array(rows).to_string()
-}
-
 /// A user's groups as stored with its events: `[[id, display], …]`, what
 /// `GroupRef::parse_list` reads.
 pub(super) fn groups_json(groups: &[super::GroupRef]) -> Value {

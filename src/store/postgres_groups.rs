@@ -181,9 +181,7 @@ impl GroupTx for PgGroupTx<'_> {
             .bind(Json(&w.doc))
             .bind(at);
         let query = match recorded {
-            Some(actor) => query
-                .bind(Json(actor))
-                .bind(events::rows_json(events, |t| Value::String(t.to_rfc3339()))),
+            Some(actor) => query.bind(Json(actor)).bind(rows_json(events)),
             None => query,
         };
         let row = query
@@ -263,7 +261,7 @@ impl GroupTx for PgGroupTx<'_> {
         .bind(self.tenant)
         .bind(now())
         .bind(Json(actor))
-        .bind(events::rows_json(events, |t| Value::String(t.to_rfc3339())))
+        .bind(rows_json(events))
         .execute(&mut *self.tx)
         .await
         .map_err(StoreError::from_sqlx)?;
@@ -478,4 +476,35 @@ impl PgStore {
         }
         .await
     }
+}
+
+/// `events` as a JSON array of rows, for one multi-row `INSERT` (read with
+/// `jsonb_to_recordset`; timestamps in RFC 3339).
+fn rows_json(events: &[NewEvent]) -> String {
+    let rows: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let mut row = Map::new();
+            row.insert("id".into(), Value::String(Uuid::now_v7().to_string()));
+            row.insert("type".into(), e.kind.as_str().into());
+            row.insert("resource_type".into(), e.resource.as_str().into());
+            row.insert("resource_id".into(), e.resource_id.to_string().into());
+            row.insert("version".into(), e.version.into());
+            if e.kind.has_changes() {
+                row.insert("changed".into(), e.changed.clone().into());
+            }
+            if let Some(s) = &e.snapshot {
+                row.insert("created_at".into(), Value::String(s.created.to_rfc3339()));
+                row.insert("modified_at".into(), Value::String(s.modified.to_rfc3339()));
+                row.insert("data".into(), Value::Object(s.doc.clone()));
+                row.insert("groups".into(), events::groups_json(&s.groups));
+            }
+            if let Some((id, kind)) = e.member {
+                row.insert("member_id".into(), id.to_string().into());
+                row.insert("member_type".into(), kind.as_str().into());
+            }
+            Value::Object(row)
+        })
+        .collect();
+    Value::Array(rows).to_string()
 }
