@@ -23,10 +23,15 @@ pub async fn open_store(config: &Config) -> Result<Store, BoxError> {
 
 /// The URL a person on this machine would use to reach the server.
 pub fn local_url(config: &Config) -> String {
+    url_at(config, config.bind)
+}
+
+/// [`local_url`] for a server listening at `addr` (where `SCIMD_BIND`
+/// names port 0, the port the system chose).
+fn url_at(config: &Config, mut addr: std::net::SocketAddr) -> String {
     if let Some(url) = &config.public_url {
         return url.trim_end_matches('/').to_owned();
     }
-    let mut addr = config.bind;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
@@ -35,6 +40,14 @@ pub fn local_url(config: &Config) -> String {
 
 pub async fn serve(config: Config) -> Result<(), BoxError> {
     let store = open_store(&config).await?;
+    // Bound before the first start's key is made: a port in use must not
+    // cost the only printing of its token. Connections wait in the backlog
+    // until serving starts below.
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    let bound = listener.local_addr()?;
+    let url = url_at(&config, bound);
     match admin::bootstrap(&store, config.bootstrap_token.as_deref()).await? {
         Bootstrap::Existing => {}
         Bootstrap::Provisioned {
@@ -49,11 +62,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
                 "scimd: first start. Created project {} with tenant '{}' ({}) and a tenant-admin access key.\n\
                  The token is shown only this once; keep it somewhere safe:\n\n  \
                  curl -H 'Authorization: Bearer {}' {}/scim/v2/Users\n",
-                key.project_id,
-                key.tenant.name,
-                key.tenant.id,
-                key.token,
-                local_url(&config)
+                key.project_id, key.tenant.name, key.tenant.id, key.token, url
             );
         }
     }
@@ -80,7 +89,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     let deliverer = crate::webhooks::Deliverer::new(
         store.clone(),
         state.cursor_key().clone(),
-        &local_url(&config),
+        &url,
         config.webhooks(),
     )
     .map_err(|e| format!("cannot start webhook delivery: {e}"))?;
@@ -90,6 +99,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
             let listener = TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
+            let addr = listener.local_addr()?;
             tracing::info!(bind = %addr, "metrics listening");
             let router = crate::http::metrics::router(store.clone());
             Some(tokio::spawn(async move {
@@ -100,10 +110,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
         }
         None => None,
     };
-    let listener = TcpListener::bind(config.bind)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
-    tracing::info!(bind = %config.bind, database = store.backend(), "scimd listening");
+    tracing::info!(bind = %bound, database = store.backend(), "scimd listening");
     let request_log = state.request_log().clone();
     crate::http::listener::serve(
         listener,

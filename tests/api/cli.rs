@@ -13,6 +13,9 @@ use crate::helpers::TestApp;
 
 const BIN: &str = env!("CARGO_BIN_EXE_scimd");
 
+/// A port nothing listened at a moment ago: for an address that should not
+/// answer. Not for a server to bind later (any other test may bind it
+/// first); servers bind port 0, as [`Server::start_logging`] has them do.
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -41,6 +44,18 @@ pub(crate) struct Server {
     child: tokio::process::Child,
     stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     pub(crate) url: String,
+    /// Where its metrics are served, when `SCIMD_METRICS_BIND` is set.
+    pub(crate) metrics_url: Option<String>,
+}
+
+/// The address a JSON log line of `scimd serve` says it listens at:
+/// `("scimd listening" | "metrics listening", address)`.
+fn listening(line: &str) -> Option<(String, String)> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    let message = v["message"].as_str()?;
+    message
+        .ends_with(" listening")
+        .then(|| Some((message.to_owned(), v["bind"].as_str()?.to_owned())))?
 }
 
 impl Server {
@@ -50,45 +65,102 @@ impl Server {
 
     /// Like `start`, with the server's log (JSON lines, level info unless
     /// `env` sets `RUST_LOG`) in `log`.
+    ///
+    /// The server binds port 0 and the test learns the port the system chose
+    /// from its "listening" log line. (A port picked free here and handed to
+    /// the child can be taken by any other test before the child binds it;
+    /// the test then talks to that other server.)
     pub(crate) async fn start_logging(
         database_url: &str,
         bootstrap: Option<&str>,
         log: Option<&std::path::Path>,
         env: &[(&str, &str)],
     ) -> Server {
-        let port = free_port();
+        // The tests' own HTTP clients need it, whichever test runs first.
+        scimd::webhooks::install_tls_provider();
         let mut cmd = tokio::process::Command::new(BIN);
         cmd.arg("serve")
             .env("DATABASE_URL", database_url)
-            .env("SCIMD_BIND", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
+            .env("SCIMD_BIND", "127.0.0.1:0")
+            .env("SCIMD_LOG_FORMAT", "json")
             .env_remove("SCIMD_PUBLIC_URL")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .kill_on_drop(true);
-        if let Some(path) = log {
-            cmd.env("RUST_LOG", "info")
-                .env("SCIMD_LOG_FORMAT", "json")
-                .stderr(std::fs::File::create(path).unwrap());
-        }
         for (k, v) in env {
             cmd.env(k, v);
         }
+        let level = env
+            .iter()
+            .find(|(k, _)| *k == "RUST_LOG")
+            .map_or(if log.is_some() { "info" } else { "warn" }, |(_, v)| *v);
+        cmd.env("RUST_LOG", format!("{level},scimd::server=info"));
         match bootstrap {
             Some(t) => cmd.env("SCIMD_BOOTSTRAP_TOKEN", t),
             None => cmd.env_remove("SCIMD_BOOTSTRAP_TOKEN"),
         };
+        // The "listening" lines: from the log file, or from stderr, whose
+        // every line goes on to the test's stderr.
+        let (found, mut listens) = tokio::sync::mpsc::unbounded_channel();
+        match log {
+            Some(path) => {
+                cmd.stderr(std::fs::File::create(path).unwrap());
+            }
+            None => {
+                cmd.stderr(Stdio::piped());
+            }
+        }
         let mut child = cmd.spawn().unwrap();
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(l) = listening(&line) {
+                        let _ = found.send(l);
+                    }
+                    use std::io::Write;
+                    let _ = writeln!(std::io::stderr(), "{line}");
+                }
+            });
+        }
         let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        for _ in 0..100 {
-            if client.get(format!("{url}/healthz")).send().await.is_ok() {
-                return Server { child, stdout, url };
+        let (mut url, mut metrics_url) = (None, None);
+        for _ in 0..400 {
+            let mut seen = Vec::new();
+            match log {
+                Some(path) => seen.extend(
+                    std::fs::read_to_string(path)
+                        .unwrap_or_default()
+                        .lines()
+                        .filter_map(listening),
+                ),
+                None => {
+                    while let Ok(l) = listens.try_recv() {
+                        seen.push(l);
+                    }
+                }
+            }
+            for (message, addr) in seen {
+                let at = Some(format!("http://{addr}"));
+                if message == "metrics listening" {
+                    metrics_url = at;
+                } else {
+                    url = at;
+                }
+            }
+            if let Some(url) = url {
+                return Server {
+                    child,
+                    stdout,
+                    url,
+                    metrics_url,
+                };
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("scimd exited before it listened: {status}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("scimd did not start listening within 5 s");
+        panic!("scimd did not start listening within 20 s");
     }
 
     /// Everything printed to stdout so far, up to a line containing `until`.
@@ -477,7 +549,7 @@ async fn sqlite_synchronous_comes_from_the_url() {
             "DATABASE_URL",
             format!("sqlite://{}?synchronous=off", dir.join("c.db").display()),
         )
-        .env("SCIMD_BIND", format!("127.0.0.1:{}", free_port()))
+        .env("SCIMD_BIND", "127.0.0.1:0")
         .output()
         .unwrap();
     assert!(!out.status.success());

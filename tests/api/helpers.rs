@@ -221,21 +221,14 @@ impl Cluster {
         let dir = std::env::temp_dir().join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
         let as_root = run_ok(Command::new("id").arg("-u"))? == "0";
         if as_root {
             run_ok(Command::new("chown").args(["postgres:postgres"]).arg(&dir))?;
         }
-        let cluster = Cluster {
-            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        let mut cluster = Cluster {
+            url: String::new(),
             data: dir.join("data"),
-            opts: format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
-                dir.display()
-            ),
+            opts: String::new(),
             bindir,
             dir,
             as_root,
@@ -254,6 +247,17 @@ impl Cluster {
                 ])
                 .arg(&cluster.data),
         )?;
+        // Chosen after initdb's seconds, not before: until the server binds
+        // it, any other test may bind the port.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        cluster.url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        cluster.opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+            cluster.dir.display()
+        );
         let stop = format!(
             "{:?}",
             cluster
@@ -511,6 +515,8 @@ impl TestApp {
         auth_cache_ttl: Duration,
         limits: ConnectionLimits,
     ) -> TestApp {
+        // The tests' own HTTP clients need it, whichever test runs first.
+        scimd::webhooks::install_tls_provider();
         let (database_url, scratch) = Self::fresh_database(backend, serializable).await;
         let store = Store::connect(&database_url, &pool).await.expect("connect");
         store.migrate().await.expect("migrate");

@@ -52,9 +52,9 @@ both_backends! {
         // Its subscription is leased by the scimd process below alone.
         app.stop_webhooks();
         let token = "Pmetrics:0123456789abcdefghijklmnopqrstuvwxyz";
-        let metrics_addr = format!("127.0.0.1:{}", free_port());
-        let env = [("SCIMD_METRICS_BIND", metrics_addr.as_str()), ("SCIMD_WEBHOOK_ALLOW_PRIVATE", "true")];
+        let env = [("SCIMD_METRICS_BIND", "127.0.0.1:0"), ("SCIMD_WEBHOOK_ALLOW_PRIVATE", "true")];
         let mut server = Server::start_logging(&app.database_url, Some(token), None, &env).await;
+        let metrics_url = server.metrics_url.clone().expect("the metrics listener's address");
         let client = reqwest::Client::new();
         let users = format!("{}/scim/v2/Users", server.url);
         // A subscription nobody answers: what it has not received is pending.
@@ -90,7 +90,7 @@ both_backends! {
         let on_api = client.get(format!("{}/metrics", server.url)).send().await.unwrap();
         assert_eq!(on_api.status(), StatusCode::NOT_FOUND);
 
-        let scraped = client.get(format!("http://{metrics_addr}/metrics")).send().await.unwrap();
+        let scraped = client.get(format!("{metrics_url}/metrics")).send().await.unwrap();
         assert_eq!(scraped.status(), StatusCode::OK);
         assert!(scraped.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
         let text = scraped.text().await.unwrap();
