@@ -362,6 +362,59 @@ both_backends! {
         assert_eq!(ok["title"], "c");
     }
 
+    async fn filters_and_sorts_follow_every_patch_of_the_indexed_attributes(app) {
+        // userName, externalId and displayName are columns with indexes;
+        // a PATCH that keeps them may leave the columns be (SQLite), and one
+        // that changes them must not.
+        let user = app.create_user(json!({"userName": "Kept.Name", "externalId": "ext-1", "displayName": "Kept Display"})).await;
+        let id = user["id"].as_str().unwrap().to_owned();
+        app.create_user(json!({"userName": "other", "displayName": "M"})).await;
+        let patch = |ops: Value| {
+            let app = &app;
+            let path = format!("/Users/{id}");
+            async move {
+                let (status, body) = json_of(app.send_json(Method::PATCH, &path, &json!({"schemas": [PATCH_OP_URN], "Operations": ops})).await).await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+                body
+            }
+        };
+        let found = |filter: &'static str| {
+            let app = &app;
+            async move {
+                let (status, body) = json_of(app.req(Method::GET, "/Users").query(&[("filter", filter)]).send().await.unwrap()).await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+                body["Resources"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+            }
+        };
+        let keys = [r#"userName eq "kept.name""#, r#"externalId eq "ext-1""#, r#"displayName eq "Kept Display""#];
+        // Twice over the keys-kept path: emails and name, then active.
+        patch(json!([{"op": "add", "path": "emails", "value": [{"value": "k@example.com", "type": "work"}]},
+                     {"op": "replace", "path": "name.familyName", "value": "F"}])).await;
+        let patched = patch(json!([{"op": "replace", "path": "active", "value": false}])).await;
+        assert_eq!(patched["meta"]["version"], "W/\"3\"");
+        for filter in keys {
+            assert_eq!(found(filter).await, [id.as_str()], "{filter}");
+        }
+        assert_eq!(found(r#"active eq false"#).await, [id.as_str()]);
+        // Each key changed on its own: the old value finds nothing, the new one the user.
+        patch(json!([{"op": "replace", "path": "displayName", "value": "A New Display"}])).await;
+        assert!(found(keys[2]).await.is_empty());
+        assert_eq!(found(r#"displayName eq "A New Display""#).await, [id.as_str()]);
+        let (_, sorted) = json_of(app.req(Method::GET, "/Users").query(&[("sortBy", "displayName")]).send().await.unwrap()).await;
+        assert_eq!(sorted["Resources"][0]["id"], id.as_str(), "sorted by the new displayName: {sorted}");
+        patch(json!([{"op": "replace", "path": "externalId", "value": "ext-2"}])).await;
+        assert!(found(keys[1]).await.is_empty());
+        assert_eq!(found(r#"externalId eq "ext-2""#).await, [id.as_str()]);
+        patch(json!([{"op": "replace", "path": "userName", "value": "Renamed"}])).await;
+        assert!(found(keys[0]).await.is_empty());
+        assert_eq!(found(r#"userName eq "RENAMED""#).await, [id.as_str()]);
+        // The old userName is free again, the new one taken.
+        let (status, _) = json_of(app.send_json(Method::POST, "/Users", &json!({"userName": "kept.name"})).await).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, err) = json_of(app.send_json(Method::POST, "/Users", &json!({"userName": "renamed"})).await).await;
+        assert_scim_error(status, &err, 409, Some("uniqueness"));
+    }
+
     async fn patch_of_missing_or_foreign_user_is_404(app) {
         let body = json!({"schemas": [PATCH_OP_URN], "Operations": [{"op": "replace", "path": "title", "value": "x"}]});
         let (status, err) = json_of(app.send_json(Method::PATCH, &format!("/Users/{}", uuid::Uuid::now_v7()), &body).await).await;
