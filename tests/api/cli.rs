@@ -53,9 +53,10 @@ pub(crate) struct Server {
 fn listening(line: &str) -> Option<(String, String)> {
     let v: Value = serde_json::from_str(line).ok()?;
     let message = v["message"].as_str()?;
-    message
-        .ends_with(" listening")
-        .then(|| Some((message.to_owned(), v["bind"].as_str()?.to_owned())))?
+    if !message.ends_with(" listening") {
+        return None;
+    }
+    Some((message.to_owned(), v["bind"].as_str()?.to_owned()))
 }
 
 impl Server {
